@@ -1,0 +1,34 @@
+# Two commands do everything: `make lab` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.labkit-installed
+# A local JupyterLab port; override with `make lab PORT=8899`.
+PORT   ?= 8888
+
+.PHONY: setup lab test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" wheel
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	$(BIN)/labkit doctor || true
+	$(BIN)/jupyter lab --notebook-dir=labs --port=$(PORT)
+
+lint: setup
+	$(BIN)/ruff check labkit tests
+
+test: setup lint
+	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
+	$(BIN)/python -m pytest --nbval --nbval-sanitize-with solutions/sanitize.cfg --nbval-current-env solutions -p no:randomly
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

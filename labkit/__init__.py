@@ -1,0 +1,59 @@
+"""labkit — the helper package behind the labs: ``import labkit as lk``.
+
+Data flows one way: targets + model → profile → estimate → decisions → deployment → report.
+Grading (check, build, grade) sits beside that flow and never imports the simulator.
+
+>>> import labkit as lk
+>>> lk.device("h100-sxm").kind
+'cloud-gpu'
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# Flat learner-facing API: name -> "module:attribute", imported on first use so that
+# `import labkit` stays fast (torch, onnx and jax load only when a function needs them).
+_API = {
+    "devices": "labkit.targets:devices",
+    "device": "labkit.targets:device",
+    "links": "labkit.targets:links",
+    "link": "labkit.targets:link",
+    "Device": "labkit.targets:Device",
+    "Link": "labkit.targets:Link",
+    "profile": "labkit.profile:profile",
+    "Profile": "labkit.profile:Profile",
+    "Layer": "labkit.profile:Layer",
+    "estimate": "labkit.estimate:estimate",
+    "Estimate": "labkit.estimate:Estimate",
+    "measure": "labkit.measure:measure",
+    "Measurement": "labkit.measure:Measurement",
+    "calibrate": "labkit.calibrate:calibrate",
+    "Calibration": "labkit.calibrate:Calibration",
+    "validate": "labkit.validate:validate",
+    "check": "labkit.check:check",
+}
+_SUBMODULES = {"plot", "zoo", "carbon", "data"}
+
+__all__ = sorted([*_API, *_SUBMODULES])
+
+
+def __getattr__(name: str):
+    if name in _API:
+        module, attr = _API[name].split(":")
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"labkit.{name}")
+        globals()[name] = value
+        return value
+    from labkit.dtypes import unknown_name
+
+    raise AttributeError(str(unknown_name("labkit name", name, __all__)))
+
+
+def __dir__():
+    return __all__
