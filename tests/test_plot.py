@@ -1,0 +1,86 @@
+"""lk.plot.roofline draws one roof per device and one point per layer with FLOPs (lab 00)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+import labkit as lk  # noqa: E402
+
+
+def device(name, peak, bw, **kw):
+    base = dict(name=name, kind="cloud-gpu", vendor="test", peak_flops={"fp32": peak}, mem_bw_bytes_per_s=bw,
+                mem_bytes=16e9, idle_w=10.0, peak_w=100.0, region="fr", eff_compute=0.5, eff_mem=0.8)
+    base.update(kw)
+    return lk.Device(**base)
+
+
+def toy_profile():
+    def layer(name, op_class, macs, flops, w, i, o):
+        return lk.Layer(name, name, op_class, ("input",), macs, flops, w, w, i, o)
+
+    layers = (
+        layer("conv", "conv", 10**6, 2 * 10**6, 1000, 3000, 8000),
+        layer("relu", "elementwise", 0, 8000, 0, 8000, 8000),
+        layer("view", "memory", 0, 0, 0, 8000, 8000),        # no FLOPs: not on a log plot
+        layer("fc", "matmul", 80_000, 160_000, 80_000, 8000, 10),
+    )
+    return lk.Profile("toy", "torch", 1, "fp32", layers, params=81_000, input_elems=3000, output_elems=10)
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def n_points(ax):
+    return sum(len(c.get_offsets()) for c in ax.collections)
+
+
+def test_one_device(tmp_path):
+    d = device("toy-gpu", 1e12, 1e11)
+    ax = lk.plot.roofline(toy_profile(), d)
+    assert isinstance(ax, matplotlib.axes.Axes)
+    assert len(ax.lines) == 2                  # the roof and its ridge marker
+    assert n_points(ax) == 3                   # conv, relu, fc; the view has no FLOPs
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    assert "toy-gpu" in ax.get_title() and "fp32" in ax.get_title()
+    assert "FLOP/byte" in ax.get_xlabel() and "FLOP/s" in ax.get_ylabel()
+    # the ridge marker sits where the two roofs meet: (0.5e12 / 0.8e11, 0.5e12)
+    ridge = ax.lines[1]
+    assert ridge.get_xdata()[0] == pytest.approx(6.25)
+    assert ridge.get_ydata()[0] == pytest.approx(5e11)
+    # every layer sits on or under its roof
+    roof = ax.lines[0]
+    for coll in ax.collections:
+        for x, y in coll.get_offsets():
+            assert y <= min(5e11, x * 8e10) * (1 + 1e-9)
+    assert roof.get_ydata().max() == pytest.approx(5e11)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"conv", "elementwise", "matmul"} <= set(legend)
+    out = tmp_path / "roofline.png"
+    ax.figure.savefig(out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_several_devices_on_given_axes():
+    devices = [device("edge", 1e11, 1e10, kind="edge-gpu"), device("laptop", 5e11, 5e10),
+               device("cloud", 1e14, 2e12)]
+    _, ax = plt.subplots()
+    out = lk.plot.roofline(toy_profile(), devices, ax=ax)
+    assert out is ax
+    assert len(ax.lines) == 6                  # roof + ridge marker per device
+    assert n_points(ax) == 3 * 3
+    # op classes appear once each in the legend, devices once each
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    roofs = [text for text in legend if " roof " in text]
+    assert sorted(text for text in legend if text not in roofs) == ["conv", "elementwise", "matmul"]
+    assert [text.split()[0] for text in roofs] == ["edge", "laptop", "cloud"]
+
+
+def test_no_devices_raises():
+    with pytest.raises(ValueError, match="at least one device"):
+        lk.plot.roofline(toy_profile(), [])
