@@ -1,17 +1,27 @@
 """Hardware targets and network links: the catalog in datasets/, as frozen dataclasses.
 
 Layering: imports labkit.dtypes and labkit.catalog only (never the profiler or the simulator).
+``lk.device("local")`` imports labkit.calibrate lazily, on that call only.
 Introduced in lab 00 (``lk.device``) and lab 01 (``lk.devices``); links in lab 06.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
-from typing import Mapping
+
+from labkit.catalog import file_version, read_toml
+from labkit.dtypes import DTYPE_BYTES, normalize_dtype, unknown_name
 
 # Device kinds, as DESIGN.md names them (+ cloud-npu for parts like Inferentia2, local for this machine).
 KINDS = ("cloud-gpu", "cloud-cpu", "cloud-npu", "tpu", "edge-gpu", "edge-cpu", "npu", "mcu", "local")
+
+# Names that are not in the catalog but measured on this machine: name -> runtime for calibrate.local_device.
+LOCAL_NAMES = {"local": "torch", "local-ort": "onnxruntime"}
 
 
 @dataclass(frozen=True)
@@ -24,14 +34,28 @@ class OpFit:
     bytes_per_s: float
 
 
+def _check_number(owner: str, what: str, value, *, positive: bool, allowed: str) -> None:
+    """ValueError unless `value` is a finite real number (> 0 if positive, else >= 0)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > 0 if positive else value >= 0)
+    if not ok:
+        raise ValueError(f"{owner}: {what} must be {allowed}, got {value!r}.")
+
+
 @dataclass(frozen=True)
 class Device:
     """One target: dense peaks per dtype, memory, power, price, and where it runs.
 
+    Build your own to explore "what if" hardware; bad values raise ValueError at construction:
+
     >>> import labkit as lk
     >>> d = lk.device("tpu-v5e")
-    >>> d.peak_flops["bf16"] > d.peak_flops.get("fp32", 0)
+    >>> d.peak("bf16") > 1e14
     True
+    >>> toy = lk.Device("toy", "edge-gpu", "me", {"fp16": 10e12}, mem_bw_bytes_per_s=100e9,
+    ...                 mem_bytes=8 * 2**30, idle_w=5, peak_w=25)
+    >>> toy.peak("float16")
+    10000000000000.0
     """
 
     name: str
@@ -53,13 +77,69 @@ class Device:
     notes: str = ""
 
     def __post_init__(self):
-        object.__setattr__(self, "peak_flops", MappingProxyType(dict(self.peak_flops)))
+        who = f"Device {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"Device name must be a non-empty string, got {self.name!r}.")
+        if self.kind not in KINDS:
+            raise unknown_name(f"device kind (for {who})", self.kind, KINDS)
+        if not isinstance(self.peak_flops, Mapping) or not self.peak_flops:
+            raise ValueError(f"{who}: peak_flops must map at least one dtype to FLOP/s, e.g. {{'fp32': 1e12}}.")
+        peaks = {}
+        for dtype, value in self.peak_flops.items():
+            try:
+                key = normalize_dtype(dtype)
+            except ValueError as err:
+                raise ValueError(f"{who}: peak_flops key {dtype!r} is not a dtype. "
+                                 f"Allowed: {', '.join(DTYPE_BYTES)}.") from err
+            _check_number(who, f"peak_flops[{dtype!r}]", value, positive=True, allowed="a FLOP/s rate > 0")
+            peaks[key] = float(value)
+        _check_number(who, "mem_bw_bytes_per_s", self.mem_bw_bytes_per_s, positive=True,
+                      allowed="a bandwidth in bytes/s > 0")
+        _check_number(who, "mem_bytes", self.mem_bytes, positive=True, allowed="a capacity in bytes > 0")
+        _check_number(who, "idle_w", self.idle_w, positive=False, allowed="watts >= 0")
+        _check_number(who, "peak_w", self.peak_w, positive=False, allowed="watts >= 0")
+        if self.peak_w < self.idle_w:
+            raise ValueError(f"{who}: peak_w ({self.peak_w} W) must be >= idle_w ({self.idle_w} W).")
+        if self.price_usd_per_hour is not None:
+            _check_number(who, "price_usd_per_hour", self.price_usd_per_hour, positive=False,
+                          allowed="USD per hour >= 0, or None for hardware not rented")
+        if self.region is not None and (not isinstance(self.region, str) or not self.region):
+            raise ValueError(f"{who}: region must be a region name (see lk.carbon.regions()) or None.")
+        array = self.array
+        if array is not None:
+            array = tuple(array) if isinstance(array, (tuple, list)) else (array,)
+            if len(array) != 2 or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0
+                                          for n in array):
+                raise ValueError(f"{who}: array must be (rows, cols) of positive ints, e.g. (128, 128); "
+                                 f"got {self.array!r}.")
+            array = (int(array[0]), int(array[1]))
+        for what in ("eff_compute", "eff_mem"):
+            value = getattr(self, what)
+            _check_number(who, what, value, positive=True, allowed="a fraction in (0, 1]")
+            if value > 1:
+                raise ValueError(f"{who}: {what} must be a fraction in (0, 1], got {value!r}.")
+        _check_number(who, "overhead_s", self.overhead_s, positive=False, allowed="seconds >= 0")
+        object.__setattr__(self, "peak_flops", MappingProxyType(peaks))
+        object.__setattr__(self, "array", array)
         object.__setattr__(self, "fits", MappingProxyType(dict(self.fits)))
         object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
 
     @property
     def dtypes(self) -> tuple[str, ...]:
         return tuple(self.peak_flops)
+
+    def peak(self, dtype: str = "fp32") -> float:
+        """Dense peak FLOP/s (int8: OP/s) at `dtype`; ValueError listing the dtypes this device has.
+
+        >>> import labkit as lk
+        >>> lk.device("h100-sxm").peak("bf16") / 1e12
+        989.5
+        """
+        key = normalize_dtype(dtype)
+        if key not in self.peak_flops:
+            raise ValueError(f"device {self.name!r} has no published {key} peak; it supports "
+                             f"{', '.join(self.dtypes)}. Pick one of those (e.g. dtype={self.dtypes[0]!r}).")
+        return self.peak_flops[key]
 
 
 @dataclass(frozen=True)
@@ -80,6 +160,17 @@ class Link:
     sources: Mapping[str, str] = field(default_factory=dict)
     notes: str = ""
 
+    def __post_init__(self):
+        who = f"Link {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"Link name must be a non-empty string, got {self.name!r}.")
+        _check_number(who, "uplink_bps", self.uplink_bps, positive=True, allowed="bits/s > 0")
+        _check_number(who, "downlink_bps", self.downlink_bps, positive=True, allowed="bits/s > 0")
+        _check_number(who, "rtt_s", self.rtt_s, positive=False, allowed="seconds >= 0")
+        _check_number(who, "energy_j_per_bit", self.energy_j_per_bit, positive=False, allowed="joules >= 0")
+        _check_number(who, "egress_usd_per_gb", self.egress_usd_per_gb, positive=False, allowed="USD/GB >= 0")
+        object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
+
     def upload_s(self, nbytes: float) -> float:
         """Seconds to send `nbytes` up, excluding the round trip."""
         return 8.0 * nbytes / self.uplink_bps
@@ -87,3 +178,187 @@ class Link:
     def download_s(self, nbytes: float) -> float:
         """Seconds to receive `nbytes`, excluding the round trip."""
         return 8.0 * nbytes / self.downlink_bps
+
+
+# ---------------------------------------------------------------------------------------------- the catalog
+
+_DEVICE_KEYS = {"kind", "vendor", "aliases", "notes", "peak_tflops", "peak_gflops", "published_sparse_tflops",
+                "mem_bw_gb_s", "mem_gib", "mem_bytes", "idle_w", "peak_w", "price_usd_per_hour", "region",
+                "array", "eff_compute", "eff_mem", "overhead_s", "sources"}
+_LINK_KEYS = {"uplink_bps", "downlink_bps", "rtt_s", "energy_j_per_bit", "power_model", "egress_usd_per_gb",
+              "aliases", "notes", "sources"}
+
+
+def _key(name) -> str:
+    """Catalog spelling: lowercase kebab-case ('H100_SXM' -> 'h100-sxm')."""
+    if not isinstance(name, str):
+        raise ValueError(f"expected a name (string), got {name!r} ({type(name).__name__}).")
+    return "-".join(name.strip().lower().replace("_", " ").replace("-", " ").split())
+
+
+def _device_from_toml(name: str, row: dict, kinds: dict) -> Device:
+    extra = set(row) - _DEVICE_KEYS
+    if extra:
+        raise ValueError(f"devices.toml [{name}]: unknown keys {sorted(extra)}; allowed: {sorted(_DEVICE_KEYS)}.")
+    if ("peak_tflops" in row) == ("peak_gflops" in row):
+        raise ValueError(f"devices.toml [{name}]: give exactly one of peak_tflops or peak_gflops.")
+    scale, table = (1e12, row["peak_tflops"]) if "peak_tflops" in row else (1e9, row["peak_gflops"])
+    if ("mem_gib" in row) == ("mem_bytes" in row):
+        raise ValueError(f"devices.toml [{name}]: give exactly one of mem_gib or mem_bytes.")
+    mem = row["mem_gib"] * 2**30 if "mem_gib" in row else row["mem_bytes"]
+    defaults = kinds.get(row.get("kind"), {})
+    return Device(
+        name=name, kind=row.get("kind"), vendor=row.get("vendor", ""),
+        peak_flops={dtype: value * scale for dtype, value in table.items()},
+        mem_bw_bytes_per_s=row["mem_bw_gb_s"] * 1e9, mem_bytes=float(mem),
+        idle_w=row["idle_w"], peak_w=row["peak_w"],
+        price_usd_per_hour=row.get("price_usd_per_hour"), region=row.get("region"),
+        array=tuple(row["array"]) if "array" in row else None,
+        eff_compute=row.get("eff_compute", defaults.get("eff_compute", 0.6)),
+        eff_mem=row.get("eff_mem", defaults.get("eff_mem", 0.7)),
+        overhead_s=row.get("overhead_s", defaults.get("overhead_s", 5e-6)),
+        sources=row.get("sources", {}), notes=row.get("notes", ""),
+    )
+
+
+def _link_from_toml(name: str, row: dict) -> Link:
+    extra = set(row) - _LINK_KEYS
+    if extra:
+        raise ValueError(f"links.toml [{name}]: unknown keys {sorted(extra)}; allowed: {sorted(_LINK_KEYS)}.")
+    if ("power_model" in row) == ("energy_j_per_bit" in row):
+        raise ValueError(f"links.toml [{name}]: give exactly one of power_model or energy_j_per_bit.")
+    if "power_model" in row:
+        # Huang et al. (MobiSys 2012): P_mW = alpha_u * r_Mbps + beta while sending at r Mbit/s, so
+        # energy per bit = P / r = (alpha_u + beta / r) mW per Mbit/s = (...) nJ/bit.
+        pm, rate_mbps = row["power_model"], row["uplink_bps"] / 1e6
+        energy = (pm["alpha_u_mw_per_mbps"] + pm["beta_mw"] / rate_mbps) * 1e-9
+    else:
+        energy = row["energy_j_per_bit"]
+    return Link(name=name, uplink_bps=row["uplink_bps"], downlink_bps=row["downlink_bps"], rtt_s=row["rtt_s"],
+                energy_j_per_bit=energy, egress_usd_per_gb=row["egress_usd_per_gb"],
+                sources=row.get("sources", {}), notes=row.get("notes", ""))
+
+
+@lru_cache(maxsize=4)
+def _devices_cached(version: tuple[str, int]) -> tuple[dict[str, Device], dict[str, str]]:
+    data = read_toml("devices.toml")
+    kinds = data.get("kinds", {})
+    devices, aliases = {}, {}
+    for name, row in data.get("devices", {}).items():
+        devices[name] = _device_from_toml(name, row, kinds)
+        for alias in row.get("aliases", []):
+            aliases[_key(alias)] = name
+    return devices, aliases
+
+
+@lru_cache(maxsize=4)
+def _links_cached(version: tuple[str, int]) -> tuple[dict[str, Link], dict[str, str]]:
+    links, aliases = {}, {}
+    for name, row in read_toml("links.toml").get("links", {}).items():
+        links[name] = _link_from_toml(name, row)
+        for alias in row.get("aliases", []):
+            aliases[_key(alias)] = name
+    return links, aliases
+
+
+def _catalog() -> tuple[dict[str, Device], dict[str, str]]:
+    """{name: Device}, {alias: name}; built once per version of devices.toml (its path and mtime)."""
+    return _devices_cached(file_version("devices.toml"))
+
+
+def _link_catalog() -> tuple[dict[str, Link], dict[str, str]]:
+    return _links_cached(file_version("links.toml"))
+
+
+def device(name) -> Device:
+    """The catalog Device called `name` (case and '_' tolerant), or this machine for "local" (lab 00).
+
+    "local" / "local-ort" calibrate this machine for torch / onnxruntime (cached after the first run).
+    A Device passed in is returned as-is, so functions can take either.
+
+    >>> import labkit as lk
+    >>> lk.device("H100_SXM").name
+    'h100-sxm'
+    >>> try:
+    ...     lk.device("tpu-v5")
+    ... except ValueError as err:
+    ...     print("tpu-v5e" in str(err))
+    True
+    """
+    if isinstance(name, Device):
+        return name
+    key = _key(name)
+    if key in LOCAL_NAMES:
+        from labkit.calibrate import local_device
+
+        return local_device(runtime=LOCAL_NAMES[key])
+    devices, aliases = _catalog()
+    key = aliases.get(key, key)
+    if key not in devices:
+        raise unknown_name("device", name, [*devices, *LOCAL_NAMES])
+    return devices[key]
+
+
+def devices(kind: str | None = None):
+    """The catalog as a pandas DataFrame, one row per device, in human units (lab 01).
+
+    Columns: kind, vendor, fp32/tf32/fp16/bf16/fp8 _tflops and int8_tops (dense; NaN where not supported),
+    mem_bw_gb_s (1e9 B/s), mem_gib, idle_w, peak_w, price_usd_per_hour, region, array, eff_compute, eff_mem,
+    overhead_s. Does not calibrate "local".
+
+    >>> import labkit as lk
+    >>> t = lk.devices(kind="tpu")
+    >>> "tpu-v6e" in t.index and bool((t["kind"] == "tpu").all())
+    True
+    """
+    import pandas as pd
+
+    if kind is not None and kind not in KINDS:
+        raise unknown_name("device kind", kind, KINDS)
+    rows = []
+    for d in _catalog()[0].values():
+        if kind is not None and d.kind != kind:
+            continue
+        row = {"name": d.name, "kind": d.kind, "vendor": d.vendor}
+        for dtype in ("fp32", "tf32", "fp16", "bf16", "fp8"):
+            row[f"{dtype}_tflops"] = d.peak_flops.get(dtype, math.nan) / 1e12
+        row["int8_tops"] = d.peak_flops.get("int8", math.nan) / 1e12
+        row.update(mem_bw_gb_s=d.mem_bw_bytes_per_s / 1e9, mem_gib=d.mem_bytes / 2**30, idle_w=d.idle_w,
+                   peak_w=d.peak_w, price_usd_per_hour=d.price_usd_per_hour, region=d.region, array=d.array,
+                   eff_compute=d.eff_compute, eff_mem=d.eff_mem, overhead_s=d.overhead_s)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("name") if rows else pd.DataFrame(rows)
+
+
+def link(name) -> Link:
+    """The catalog Link called `name` ("3g", "lte", "5g", "wifi", "ethernet", "datacenter"; lab 06).
+
+    A Link passed in is returned as-is.
+
+    >>> import labkit as lk
+    >>> round(lk.link("lte").upload_s(1e6), 2)   # 1 MB over a 5.85 Mbit/s uplink
+    1.37
+    """
+    if isinstance(name, Link):
+        return name
+    links_, aliases = _link_catalog()
+    key = _key(name)
+    key = aliases.get(key, key)
+    if key not in links_:
+        raise unknown_name("link", name, links_)
+    return links_[key]
+
+
+def links():
+    """All catalog links as a DataFrame in human units: uplink/downlink Mbit/s, RTT ms, nJ/bit, $/GB (lab 06).
+
+    >>> import labkit as lk
+    >>> bool(lk.links().loc["ethernet", "uplink_mbps"] > lk.links().loc["3g", "uplink_mbps"])
+    True
+    """
+    import pandas as pd
+
+    rows = [{"name": k.name, "uplink_mbps": k.uplink_bps / 1e6, "downlink_mbps": k.downlink_bps / 1e6,
+             "rtt_ms": k.rtt_s * 1e3, "energy_nj_per_bit": k.energy_j_per_bit * 1e9,
+             "egress_usd_per_gb": k.egress_usd_per_gb} for k in _link_catalog()[0].values()]
+    return pd.DataFrame(rows).set_index("name")
