@@ -1,0 +1,142 @@
+"""Scores from a run's check log, the gradebook CSV and the per-student feedback files.
+
+Layering: beside the simulator; imports the standard library and labkit.grade's own data classes.
+
+Scoring trusts only the solution: the points of a question are those its check call declares in
+``solutions/``; a question earns them when the last trusted log line for it says ``passed``. A check that
+never ran (time limit, dead kernel) earns nothing, and the detail says why.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One gradebook row: status 'graded' or 'ungradable', points per question, detail and feedback lines."""
+
+    submission: str
+    status: str
+    score: float
+    max_score: float
+    detail: str
+    points: dict            # question id -> points earned
+    results: dict           # question id -> {"passed", "message", "hint"} (absent: the check did not run)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
+
+
+def ungradable(name: str, reason: str, lab) -> Grade:
+    return Grade(name, "ungradable", 0.0, lab.max_score, reason, {q: 0.0 for q in lab.questions}, {})
+
+
+def _cell_label(role: str, qs, extra_index: int) -> str:
+    if role == "answer":
+        return f"answer {'/'.join(q for q in dict.fromkeys(qs) if not q.endswith('h')) or '/'.join(qs) or '?'}"
+    if role == "extra":
+        return f"your extra cell {extra_index}"
+    if role in ("check", "hidden"):
+        return f"{'hidden ' if role == 'hidden' else ''}check {'/'.join(qs)}"
+    return "setup cell"
+
+
+def score(name: str, lab, prepared, run) -> Grade:
+    """The Grade of a submission that ran: `prepared` from restore.prepare, `run` from runner.run_notebook."""
+    results = {}
+    for line in run.checks:
+        q = line.get("question")
+        if q in lab.questions:
+            results[q] = {"passed": line.get("passed") is True, "message": str(line.get("message", ""))[:300],
+                          "hint": lab.questions[q]["hint"]}
+    points = {q: (v["points"] if results.get(q, {}).get("passed") else 0.0) for q, v in lab.questions.items()}
+    problems, extra_no = [], {}
+    n = 0
+    for i, (role, _) in enumerate(prepared.code_roles):
+        if role == "extra":
+            n += 1
+            extra_no[i] = n
+    ended = {e["cell"]: e.get("error") for e in run.events if e.get("event") == "end"}
+    started = [e["cell"] for e in run.events if e.get("event") == "start"]
+    for cell, error in ended.items():
+        if error and cell < len(prepared.code_roles) and "kernel had stopped" not in error:
+            role, qs = prepared.code_roles[cell]
+            problems.append(f"{_cell_label(role, qs, extra_no.get(cell, 0))}: {error}")
+    if run.stopped:
+        where = ""
+        if started and started[-1] not in ended and started[-1] < len(prepared.code_roles):
+            role, qs = prepared.code_roles[started[-1]]
+            where = f" in {_cell_label(role, qs, extra_no.get(started[-1], 0))}"
+        problems.append(f"{run.stopped}{where}")
+    missing = [q for q in lab.questions if q not in results]
+    if missing:
+        problems.append(f"checks that did not run: {', '.join(missing)}")
+    detail = "; ".join([*prepared.notes, *problems]) or "all cells ran"
+    return Grade(name, "graded", sum(points.values()), lab.max_score, detail, points, results)
+
+
+def write_gradebook(grades, lab, out_dir) -> Path:
+    """``OUT/gradebook.csv``: submission, status, score, max_score, detail, then one ``q:<id>`` column each."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "gradebook.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["submission", "status", "score", "max_score", "detail", *(f"q:{q}" for q in lab.questions)])
+        for g in grades:
+            writer.writerow([g.submission, g.status, _fmt(g.score), _fmt(g.max_score), g.detail,
+                             *(_fmt(g.points.get(q, 0.0)) for q in lab.questions)])
+    return path
+
+
+def feedback_name(submission: str) -> str:
+    """A safe file name for a submission's feedback: 'alice/lab 00.ipynb' -> 'alice__lab_00.md'."""
+    stem = submission[:-6] if submission.endswith(".ipynb") else submission
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "__").replace("\\", "__")).strip("._") + ".md"
+
+
+def feedback(grade: Grade, lab) -> str:
+    """The Markdown feedback for one student: score, then per question ✔/✘, points, message and hint."""
+    lines = [f"# Lab {lab.lab} — feedback for `{grade.submission}`", ""]
+    if grade.status != "graded":
+        lines += ["**Could not be graded:** " + grade.detail, "",
+                  "Submit the lab's notebook (`.ipynb`) as saved by JupyterLab, and check it opens there."]
+        return "\n".join(lines) + "\n"
+    lines += [f"**Score: {_fmt(grade.score)} / {_fmt(grade.max_score)}**", "",
+              "| question | result | points | feedback |", "|---|---|---|---|"]
+    for q, spec in lab.questions.items():
+        got = grade.results.get(q)
+        label = q + (" (hidden)" if spec["hidden"] else "")
+        pts = f"{_fmt(grade.points[q])}/{_fmt(spec['points'])}"
+        if got is None:
+            text = "the check did not run (see the notes below)"
+            text += f". Hint: {spec['hint']}" if spec["hint"] else ""
+            lines.append(f"| {label} | ✘ | {pts} | {_cell(text)} |")
+        elif got["passed"]:
+            lines.append(f"| {label} | ✔ | {pts} | correct |")
+        else:
+            text = got["message"] + (f". Hint: {got['hint']}" if got["hint"] else "")
+            lines.append(f"| {label} | ✘ | {pts} | {_cell(text)} |")
+    lines += ["", f"Notes: {grade.detail}"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def write_feedback(grades, lab, out_dir) -> list[Path]:
+    """One Markdown file per submission in ``OUT/feedback/``."""
+    folder = Path(out_dir) / "feedback"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for g in grades:
+        path = folder / feedback_name(g.submission)
+        path.write_text(feedback(g, lab), encoding="utf-8")
+        paths.append(path)
+    return paths

@@ -1,0 +1,264 @@
+"""`labkit grade` against adversarial submissions, generated here from the fixture lab (so they can't go stale).
+
+The fixture lab (tests/fixtures/grading/solutions/90_fixture.ipynb) is pure Python + numpy: 4 checks,
+2 + 3 + 1 (hidden) + 1 = 7 points. All submissions are graded in ONE batch with --workers 2, and a few again
+through Ray on a local cluster started once per test session.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import labkit as lk  # noqa: F401  (the learner's import; grading itself is labkit.grade)
+from labkit.authoring import build
+from labkit.grade import cli as grade_cli
+from labkit.grade.restore import load_lab, prepare
+from labkit.grade.runner import Limits, run_notebook
+
+pytestmark = pytest.mark.xdist_group("grading")
+
+FIXTURE = Path(__file__).parent / "fixtures" / "grading" / "solutions"
+RIGHT = {"q1-answer": "total = sum(range(10))",
+         "q2-answer": "def scale(x, k):\n    return x * k",
+         "q3-answer": "spread = float(data.max() - data.min())"}
+WRONG = {"q1-answer": "total = 44",
+         "q2-answer": "def scale(x, k):\n    return x + k",
+         "q3-answer": "spread = 100.0"}
+
+
+def _answer(nb, **sources):
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.get("id") in sources:
+            cell.source = sources[cell.id]
+    return nb
+
+
+def _cell(nb, cell_id):
+    return next(c for c in nb.cells if c.get("id") == cell_id)
+
+
+def _submissions(student, solution) -> dict:
+    """name -> notebook (NotebookNode) or raw bytes; and name -> (expected status, expected points per q)."""
+    s = {}
+    right = _answer(student, **RIGHT)
+    s["solution"] = solution
+    s["untouched"] = student
+    s["wrong"] = _answer(student, **WRONG)
+    s["half_right"] = _answer(student, **{**WRONG, "q1-answer": RIGHT["q1-answer"], "q3-answer": RIGHT["q3-answer"]})
+    nb = _answer(student, **{**WRONG, "q3-answer": RIGHT["q3-answer"]})
+    _cell(nb, "q1-check").source = 'lk.check("90.q1", lambda: 45, expected=45, points=2)'
+    _cell(nb, "q2-check").source = 'print("✔ 90.q2 — 3/3 points")'
+    s["check_edited_to_pass"] = nb
+    nb = copy.deepcopy(right)
+    nb.cells = [c for c in nb.cells if c.get("id") not in ("q1-check", "q3-check")]
+    s["check_deleted"] = nb
+    nb = _answer(student, **{**RIGHT, "q1-answer": (
+        "total = 0\n"
+        "lk.check = lambda *a, **k: print('✔ passed')\n"
+        "import labkit.check\n"
+        "labkit.check.check = lk.check\n"
+        "np.allclose = lambda *a, **k: True\n"
+        "class Liar(int):\n"
+        "    def __eq__(self, other):\n"
+        "        return True\n"
+        "    __hash__ = int.__hash__"), "q3-answer": "spread = Liar(0)"})
+    forge = nbformat.v4.new_code_cell(
+        "import importlib, labkit.check as c\nimportlib.reload(c)\n"
+        "getattr(c, 'check')('90.q1', lambda: 45, expected=45, points=2)")
+    nb.cells.insert(nb.cells.index(_cell(nb, "q1-answer")) + 1, forge)
+    s["redefines_check"] = nb
+    s["infinite_loop"] = _answer(student, **{**RIGHT, "q2-answer": "while True:\n    pass\n" + RIGHT["q2-answer"]})
+    s["uninterruptible"] = _answer(student, **{**RIGHT, "q3-answer": (
+        "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass")})
+    s["kills_kernel"] = _answer(student, **{**RIGHT, "q2-answer": "import os\nos._exit(1)"})
+    s["memory_bomb"] = _answer(student, **{**RIGHT, "q3-answer": (
+        "blocks = []\nwhile True:\n    blocks.append(b'x' * (64 * 2**20))  # 64 MiB, touched")})
+    nb = _answer(student, **{**RIGHT, "q1-answer": RIGHT["q1-answer"] + (
+        "\nfor i in range(100_000):\n    print('spam', i, 'x' * 60)")})
+    _cell(nb, "q1-answer").outputs = [nbformat.v4.new_output("stream", name="stdout", text="y" * 20_000_000)]
+    s["huge_output"] = nb
+    s["invalid_json"] = b'{"cells": [ {"cell_type": "code", '
+    other = copy.deepcopy(right)
+    other.metadata["labkit"]["lab"] = "91"
+    s["other_lab"] = other
+    s["unrelated"] = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")])
+    s["empty"] = b""
+    nb = copy.deepcopy(right)
+    q1c = _cell(nb, "q1-check")
+    nb.cells.remove(q1c)
+    nb.cells.append(q1c)                                   # moved to the end
+    dup = copy.deepcopy(_cell(nb, "q2-check"))
+    dup.id = "my-copy"
+    nb.cells.insert(nb.cells.index(_cell(nb, "q3-answer")), dup)   # duplicated further down
+    nb.cells.insert(nb.cells.index(_cell(nb, "q2-answer")) + 1,
+                    nbformat.v4.new_code_cell("scratch = scale(data, 2.0).sum()  # trying things"))
+    s["moved_duplicated"] = nb
+    nb = json.loads(nbformat.writes(right))
+    nb["nbformat_minor"] = 4
+    for c in nb["cells"]:
+        c.pop("id", None)
+    s["no_cell_ids"] = json.dumps(nb).encode()
+    return s
+
+
+FULL = {"90.q1": 2, "90.q2": 3, "90.q2h": 1, "90.q3": 1}
+ZERO = dict.fromkeys(FULL, 0)
+EXPECTED = {   # name -> (status, points per question, words the detail must contain)
+    "solution": ("graded", FULL, "all cells ran"),
+    "untouched": ("graded", ZERO, "NotImplementedError"),
+    "wrong": ("graded", ZERO, ""),
+    "half_right": ("graded", {**ZERO, "90.q1": 2, "90.q3": 1}, ""),
+    "check_edited_to_pass": ("graded", {**ZERO, "90.q3": 1}, "edited check cell restored: 90.q1, 90.q2"),
+    "check_deleted": ("graded", FULL, "deleted check cell restored: 90.q1, 90.q3"),
+    "redefines_check": ("graded", {**ZERO, "90.q2": 3, "90.q2h": 1}, ""),
+    "infinite_loop": ("graded", {**ZERO, "90.q1": 2, "90.q3": 1}, "answer 90.q2"),
+    "uninterruptible": ("graded", {**FULL, "90.q3": 0}, "checks that did not run: 90.q3"),
+    "kills_kernel": ("graded", {**ZERO, "90.q1": 2}, "kernel died"),
+    "memory_bomb": ("graded", {**FULL, "90.q3": 0}, "memory"),
+    "huge_output": ("graded", FULL, "all cells ran"),
+    "invalid_json": ("ungradable", ZERO, "not valid JSON"),
+    "other_lab": ("ungradable", ZERO, "lab 91"),
+    "unrelated": ("ungradable", ZERO, "no cell of lab 90"),
+    "empty": ("ungradable", ZERO, "empty file"),
+    "moved_duplicated": ("graded", FULL, ""),
+    "no_cell_ids": ("graded", FULL, "all cells ran"),
+}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """The fixture lab built into a temporary labs/ folder, and the adversarial submissions written out."""
+    root = tmp_path_factory.mktemp("grading")
+    labs = root / "labs"
+    build(FIXTURE, labs)
+    student = nbformat.read(labs / "90_fixture.ipynb", as_version=4)
+    solution = nbformat.read(FIXTURE / "90_fixture.ipynb", as_version=4)
+    subs = root / "submissions"
+    subs.mkdir()
+    for name, nb in _submissions(student, solution).items():
+        data = nb if isinstance(nb, bytes) else nbformat.writes(nb).encode()
+        (subs / f"{name}.ipynb").write_bytes(data)
+    assert {p.stem for p in subs.iterdir()} == set(EXPECTED)
+    return {"root": root, "labs": labs, "subs": subs}
+
+
+def _read_book(out: Path) -> dict:
+    with open(out / "gradebook.csv", newline="", encoding="utf-8") as f:
+        return {row["submission"]: row for row in csv.DictReader(f)}
+
+
+def _grade(lab, out, *extra, subs=None):
+    argv = ["--lab", "90", "--out", str(out), "--solutions", str(FIXTURE), "--labs", str(lab["labs"]),
+            "--cell-timeout", "6", "--timeout", "60", "--memory-mb", "600", "--quiet", *extra]
+    return grade_cli(argv + [str(p) for p in (subs or [lab["subs"]])])
+
+
+@pytest.fixture(scope="module")
+def batch(lab):
+    out = lab["root"] / "graded"
+    assert _grade(lab, out, "--workers", "2") == 0
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_adversarial_submission_is_graded_correctly(batch, name):
+    row = _read_book(batch)[f"{name}.ipynb"]
+    status, points, words = EXPECTED[name]
+    assert row["status"] == status, row["detail"]
+    got = {q: float(row[f"q:{q}"]) for q in FULL}
+    assert got == {q: float(v) for q, v in points.items()}, row["detail"]
+    assert float(row["score"]) == sum(points.values())
+    assert float(row["max_score"]) == 7
+    assert words in row["detail"]
+    assert (batch / "feedback" / f"{name}.md").is_file()
+
+
+@pytest.mark.slow
+def test_gradebook_columns_and_feedback(batch):
+    with open(batch / "gradebook.csv", newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    assert header == ["submission", "status", "score", "max_score", "detail",
+                      "q:90.q1", "q:90.q2", "q:90.q2h", "q:90.q3"]
+    assert len(_read_book(batch)) == len(EXPECTED)
+    text = (batch / "feedback" / "half_right.md").read_text(encoding="utf-8")
+    assert "Score: 3 / 7" in text
+    assert "| 90.q2 | ✘ | 0/3 |" in text and "Hint: return x * k" in text
+    assert "| 90.q1 | ✔ | 2/2 | correct |" in text
+    # the feedback never contains the expected answer of a failed exact check
+    wrong = (batch / "feedback" / "wrong.md").read_text(encoding="utf-8")
+    assert "45" not in wrong.replace("90.q", "")
+
+
+@pytest.mark.slow
+def test_ray_grades_the_same(lab, batch, ray_session):
+    names = ["solution", "half_right", "redefines_check", "kills_kernel", "empty"]
+    out = lab["root"] / "graded-ray"
+    assert _grade(lab, out, "--ray", "auto", "--workers", "2",
+                  subs=[lab["subs"] / f"{n}.ipynb" for n in names]) == 0
+    local, remote = _read_book(batch), _read_book(out)
+    for n in names:
+        key = f"{n}.ipynb"
+        assert {k: v for k, v in remote[key].items() if k != "detail"} == \
+               {k: v for k, v in local[key].items() if k != "detail"}
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray cluster started once per test session (reused if another test module started one)."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, object_store_memory=80 * 1024**2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def test_notebook_time_limit_kills_and_keeps_the_log():
+    lab = load_lab("90", FIXTURE)
+    solution = nbformat.read(FIXTURE / "90_fixture.ipynb", as_version=4)
+    solution = _answer(solution, **{"q2-answer": "import time\ntime.sleep(60)"})
+    tmp = Path(__import__("tempfile").mkdtemp())
+    try:
+        (tmp / "slow.ipynb").write_text(nbformat.writes(solution), encoding="utf-8")
+        prepared = prepare(tmp / "slow.ipynb", lab)
+        run = run_notebook(prepared.notebook, prepared.code_roles, Limits(60, 8, 600))
+    finally:
+        shutil.rmtree(tmp)
+    assert run.stopped and "time limit" in run.stopped
+    assert [c["question"] for c in run.checks] == ["90.q1"]     # the check before the sleep was logged
+    assert run.wall_s < 30
+
+
+def test_instructor_mistakes_exit_nonzero(tmp_path, capsys):
+    assert grade_cli(["--lab", "42", "--out", str(tmp_path), "--solutions", str(FIXTURE), str(tmp_path)]) == 2
+    assert "unknown lab" in capsys.readouterr().err
+    assert grade_cli(["--lab", "90", "--out", str(tmp_path), "--solutions", str(FIXTURE)]) == 2
+    empty = tmp_path / "none"
+    empty.mkdir()
+    assert grade_cli(["--lab", "90", "--out", str(tmp_path), "--solutions", str(FIXTURE), str(empty)]) == 2
+    assert "no submissions" in capsys.readouterr().err
+
+
+def test_restore_puts_hidden_cell_after_its_answer_and_keeps_scratch(tmp_path):
+    lab = load_lab("90", FIXTURE)
+    labs = tmp_path / "labs"
+    build(FIXTURE, labs)
+    nb = nbformat.read(labs / "90_fixture.ipynb", as_version=4)
+    nb = _answer(nb, **RIGHT)
+    nb.cells.insert(nb.cells.index(_cell(nb, "q2-answer")) + 1, nbformat.v4.new_code_cell("mine = 1"))
+    nbformat.write(nb, tmp_path / "s.ipynb")
+    prepared = prepare(tmp_path / "s.ipynb", lab)
+    roles = [r for r, _ in prepared.code_roles]
+    assert roles == ["given", "answer", "check", "answer", "extra", "check", "hidden", "answer", "check"]
+    sources = ["".join(c["source"]) for c in json.loads(prepared.notebook)["cells"] if c["cell_type"] == "code"]
+    assert sources[4] == "mine = 1" and "90.q2h" in sources[6]
