@@ -13,6 +13,7 @@ The model (DESIGN.md §3), per layer, at the requested batch and dtype:
   utilisation of labkit.systolic (padding to the array, fill and drain).
 * calibrated devices (``device.fits``, e.g. ``lk.device("local")``): a layer whose op class was fitted costs
   ``startup_s + max(flops / flops_per_s, bytes / bytes_per_s)``; other classes fall back to the roofline.
+  A fit holds for the dtype it was measured at; at another dtype only its bytes term changes.
 * energy: ``idle_w * t + (peak_w - idle_w) * u * t``, u = the layer's use of its bound resource, in [0, 1].
 * cost: ``price_usd_per_hour * t / 3600 / utilization``; carbon: ``energy * PUE * grid intensity(region)``.
 
@@ -160,15 +161,16 @@ def _array_util(layer, device) -> float | None:
 def layer_time(layer, device, dtype: str = "fp32") -> tuple[float, str]:
     """Predicted seconds for one Layer on `device` at `dtype`, and what bounds it: ``(latency_s, bound)``.
 
-    The one place the per-layer formula lives (the calibration tunes ``device.fits``, not this code).
+    The one place the per-layer formula lives; the calibration (lab 00) tunes what goes into ``device.fits``.
     Bytes are the layer's element counts at `dtype`; `layer` is taken at the batch you want.
 
     >>> from labkit.targets import Device
     >>> from labkit.profile.core import Layer
     >>> d = Device("toy", "edge-gpu", "x", {"fp32": 1e12}, 1e11, 1e9, 1, 10, overhead_s=0.0)
     >>> lay = Layer("fc", "linear", "matmul", ("input",), 10**6, 2 * 10**6, 10**6, 10**6, 10**3, 10**3)
-    >>> layer_time(lay, d, "fp32")      # 4.008e6 bytes / (1e11 * 0.7) = 57 µs > 2e6 / 6e11 = 3.3 µs
-    (5.725714285714286e-05, 'memory')
+    >>> t, bound = layer_time(lay, d, "fp32")   # 4.008e6 B / (1e11 * 0.7) = 57 µs > 2e6 / 6e11 = 3.3 µs
+    >>> (round(t * 1e6, 2), bound)
+    (57.26, 'memory')
     """
     dtype = normalize_dtype(dtype)
     nbytes = _bytes(layer, DTYPE_BYTES[dtype])
@@ -228,7 +230,13 @@ class _Scaled:
         gemm = layer.gemm
         if gemm is not None:
             g, M, K, N = gemm
-            gemm = (g, max(1, round(M * scale)), K, N)   # M = batch x positions; K, N are weight shapes
+            if layer.weight_elems:
+                # x[M,K] @ w[K,N]: one weight matrix for every sample, so the batch streams through M
+                gemm = (g, max(1, round(M * scale)), K, N)
+            else:
+                # activation @ activation (attention's q @ k^T): each sample brings its own K x N operand,
+                # so the batch sits in groups (the profiler's groups = batch x heads)
+                gemm = (max(1, round(g * scale)), M, K, N)
         self.gemm = gemm
 
 

@@ -52,7 +52,9 @@ def roofline(profile, device, dtype: str = "fp32", ax=None, *, batch: int | None
 
     >>> import labkit as lk, torch
     >>> p = lk.profile(torch.nn.Linear(256, 256), torch.zeros(4, 256))
-    >>> ax = lk.plot.roofline(p, ["local", "jetson-orin-nano", "h100-sxm"], dtype="fp32")
+    >>> ax = lk.plot.roofline(p, ["raspberry-pi-5", "jetson-orin-nano", "h100-sxm"], dtype="fp32")
+    >>> len(ax.lines)        # a roof and a ridge marker per device; lab 00 adds "local", this machine
+    6
     """
     import matplotlib.pyplot as plt
 

@@ -201,3 +201,71 @@ def test_totals_frame_and_repr():
     text = repr(e)
     assert "toy-gpu" in text and "µs" in text and "per 1M" in text
     assert math.isfinite(e.carbon_g) and e.carbon_g > 0
+
+
+# ---- with the real catalog (lk.device) and profiler (lk.profile) ------------------------------------------
+
+@pytest.fixture(scope="module")
+def zoo_profiles():
+    import warnings
+
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # the profiler warns about ops it has no MAC rule for
+        for name in ("cnn", "transformer"):
+            model = lk.zoo.build(name)
+            out[name] = (lk.profile(model, lk.zoo.example(name, 1)), lk.profile(model, lk.zoo.example(name, 8)))
+    return out
+
+
+@pytest.mark.parametrize("name", ["cnn", "transformer"])
+@pytest.mark.parametrize("device", ["tpu-v5e", "h100-sxm", "jetson-orin-nano"])
+def test_rescaled_batch_matches_profiling_at_that_batch(zoo_profiles, name, device):
+    # oracle: the profiler run on a batch-8 example; estimate rescales the batch-1 profile instead
+    p1, p8 = zoo_profiles[name]
+    rescaled, direct = lk.estimate(p1, device, "bf16", batch=8), lk.estimate(p8, device, "bf16")
+    assert [lay.flops for lay in rescaled.layers] == [lay.flops for lay in direct.layers]
+    assert [lay.bytes for lay in rescaled.layers] == [lay.bytes for lay in direct.layers]
+    # the same GEMM shapes, so the same array utilisation and time (attention's batch sits in groups)
+    assert [lay.array_utilization for lay in rescaled.layers] == [lay.array_utilization for lay in direct.layers]
+    assert rescaled.latency_s == pytest.approx(direct.latency_s, rel=1e-12)
+
+
+def test_catalog_devices_by_name(zoo_profiles):
+    p, _ = zoo_profiles["cnn"]
+    cloud = lk.estimate(p, "h100-sxm", "bf16")
+    h100 = lk.device("h100-sxm")
+    assert cloud.region == h100.region
+    assert cloud.carbon_g == pytest.approx(
+        cloud.energy_j / 3.6e6 * lk.carbon.pue(h100) * lk.carbon.intensity(h100.region))
+    assert cloud.cost_usd == pytest.approx(h100.price_usd_per_hour * cloud.latency_s / 3600)
+    edge = lk.estimate(p, "jetson-orin-nano", "fp16")       # owned, no region: world grid, no price
+    assert (edge.region, edge.cost_usd) == ("world", 0.0)
+    assert edge.carbon_g == pytest.approx(edge.energy_j / 3.6e6 * lk.carbon.intensity("world"))
+    with pytest.raises(ValueError, match="bf16, int8"):
+        lk.estimate(p, "tpu-v5e", "fp32")                     # the TPU has no fp32 peak
+    assert lk.estimate(p, "coral-edge-tpu", "int8").layers[0].array_utilization is not None
+
+
+@pytest.mark.parametrize("name", ["cnn", "transformer"])
+@pytest.mark.parametrize("batch", [1, 64])
+def test_microcontroller_memory_fit(zoo_profiles, name, batch):
+    # oracle from the Profile's own byte counts: weights + the largest layer's input + output at that batch
+    mcu = lk.device("stm32h7")                                # 1 MiB of SRAM
+    p = zoo_profiles[name][1].with_dtype("int8")              # profiled at batch 8
+    scale = batch / p.batch
+    need = p.weight_bytes + max(int(lay.input_bytes * scale) + int(lay.output_bytes * scale) for lay in p.layers)
+    if need > mcu.mem_bytes:
+        with pytest.raises(ValueError, match=r"device stm32h7 has 0.00105 GB; try a smaller batch"):
+            lk.estimate(p, mcu, "int8", batch=batch)
+    else:
+        assert lk.estimate(p, mcu, "int8", batch=batch).latency_s > 0
+
+
+def test_estimate_stays_callable_after_importing_its_module():
+    import importlib
+
+    importlib.import_module("labkit.estimate")
+    import labkit.plot  # noqa: F401  (imports labkit.estimate too)
+
+    assert isinstance(lk.estimate(prof(linear(M=2, K=4, N=4)), toy_device()), lk.Estimate)

@@ -84,3 +84,13 @@ def test_several_devices_on_given_axes():
 def test_no_devices_raises():
     with pytest.raises(ValueError, match="at least one device"):
         lk.plot.roofline(toy_profile(), [])
+
+
+def test_catalog_names_and_a_profiled_model():
+    import torch
+
+    p = lk.profile(torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU()), torch.zeros(4, 64))
+    ax = lk.plot.roofline(p, ["raspberry-pi-5", "jetson-orin-nano", "h100-sxm"], dtype="fp32")
+    with_flops = sum(1 for lay in p.layers if lay.flops > 0)
+    assert len(ax.lines) == 6 and n_points(ax) == 3 * with_flops
+    assert "raspberry-pi-5 vs jetson-orin-nano vs h100-sxm" in ax.get_title()
