@@ -35,9 +35,20 @@ _API = {
     "validate": "labkit.validate:validate",
     "check": "labkit.check:check",
 }
-_SUBMODULES = {"plot", "zoo", "carbon", "data"}
+_SUBMODULES = {"plot", "zoo", "carbon", "systolic"}
 
 __all__ = sorted([*_API, *_SUBMODULES])
+
+
+# Functions that share their module's name (lk.measure, lk.profile, ...) are bound eagerly: once any code
+# imports e.g. `labkit.measure`, Python would otherwise set `labkit.measure` to the module, and
+# `lk.measure(fn)` would fail with "module is not callable". These modules import nothing heavy at import time.
+from labkit.calibrate import calibrate as calibrate  # noqa: E402
+from labkit.check import check as check  # noqa: E402
+from labkit.estimate import estimate as estimate  # noqa: E402
+from labkit.measure import measure as measure  # noqa: E402
+from labkit.profile import profile as profile  # noqa: E402
+from labkit.validate import validate as validate  # noqa: E402
 
 
 def __getattr__(name: str):

@@ -23,8 +23,6 @@ Layers run one after another, so the model's latency is the sum of the layers' (
 from __future__ import annotations
 
 import numbers
-import sys
-import types
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -326,15 +324,3 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
         compute_bound_fraction=compute_s / total_s if total_s else 0.0, region=region_used,
         utilization=utilization, layers=tuple(layers),
     )
-
-
-class _CallableModule(types.ModuleType):
-    """Keeps ``lk.estimate(...)`` working after ``import labkit.estimate`` (as labkit.plot does): that import
-    binds the *module* to ``labkit.estimate``, shadowing the lazily exported function, so the module forwards
-    calls to it (the same device as labkit.measure)."""
-
-    def __call__(self, *args, **kwargs) -> Estimate:
-        return estimate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -230,14 +229,3 @@ def measure(fn, *args, warmup: int = 3, repeat: int | None = None, min_time_s: f
             bar.close()
     return Measurement.from_samples([s / 1e9 / inner_loops for s in samples_ns], warmup=warmup,
                                     inner_loops=inner_loops)
-
-
-class _CallableModule(types.ModuleType):
-    """Keeps ``lk.measure(fn)`` working after ``import labkit.measure``: that import binds the *module* to
-    ``labkit.measure``, shadowing the lazily exported function, so the module forwards calls to it."""
-
-    def __call__(self, *args, **kwargs) -> Measurement:
-        return measure(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
