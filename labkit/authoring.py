@@ -16,6 +16,7 @@ counts and widget state cleared, cell ids kept, check cells locked with their ch
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +221,17 @@ def render(nb) -> bytes:
     return (text if text.endswith("\n") else text + "\n").encode("utf-8")
 
 
+def _read_source(path: Path):
+    """Read a solution notebook, refusing duplicated cell ids (which nbformat would quietly renumber)."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    ids = [c.get("id") for c in raw.get("cells", []) if isinstance(c, dict) and c.get("id")]
+    dups = sorted({i for i in ids if ids.count(i) > 1})
+    if dups:
+        raise BuildError(f"cannot build {path.name}:\n  {path.name}: cell id(s) {', '.join(map(repr, dups))} "
+                         "used by more than one cell; ids must be unique.")
+    return nbformat.reads(json.dumps(raw), as_version=4)
+
+
 def build(solutions: str | Path | None = None, labs: str | Path | None = None, check: bool = False) -> BuildResult:
     """Write ``labs/NN_name.ipynb`` for every ``solutions/NN_name.ipynb`` (check=True: write nothing, list stale).
 
@@ -235,7 +247,7 @@ def build(solutions: str | Path | None = None, labs: str | Path | None = None, c
     sources = sorted(p for p in solutions.glob("*.ipynb") if LAB_FILE.match(p.name))
     for src in sources:
         try:
-            data = render(student_notebook(nbformat.read(src, as_version=4), src))
+            data = render(student_notebook(_read_source(src), src))
         except BuildError as err:
             errors.append(str(err))
             continue

@@ -305,3 +305,15 @@ def grading_labkit(token: str, log_path: str, real=None) -> _GradingLabkit:
         return _check(question, answer, expected, _token=token, _log_path=log_path, **kwargs)
 
     return _GradingLabkit(graded_check, real)
+
+
+class _CallableModule(type(json)):
+    """``import labkit.check`` makes the package attribute ``lk.check`` this module (the import system sets it);
+    calling the module calls ``check``, so ``lk.check(...)`` works whichever object the name holds."""
+
+    def __call__(self, *args, **kwargs):
+        return check(*args, **kwargs)
+
+
+if __name__ in __import__("sys").modules:
+    __import__("sys").modules[__name__].__class__ = _CallableModule

@@ -191,7 +191,7 @@ def test_gradebook_columns_and_feedback(batch):
     assert len(_read_book(batch)) == len(EXPECTED)
     text = (batch / "feedback" / "half_right.md").read_text(encoding="utf-8")
     assert "Score: 3 / 7" in text
-    assert "| 90.q2 | ✘ | 0/3 |" in text and "Hint: return x * k" in text
+    assert "| 90.q2 | ✘ | 0/3 |" in text and "Hint: multiply each element by k" in text
     assert "| 90.q1 | ✔ | 2/2 | correct |" in text
     # the feedback never contains the expected answer of a failed exact check
     wrong = (batch / "feedback" / "wrong.md").read_text(encoding="utf-8")
