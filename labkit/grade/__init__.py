@@ -98,7 +98,8 @@ def _progress(total: int):
 def _ray_runner(address: str, workers: int):
     import ray
 
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         if address == "local":
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         else:
@@ -106,19 +107,23 @@ def _ray_runner(address: str, workers: int):
     task = ray.remote(num_cpus=1, max_retries=0)(run_notebook)
 
     def run_all(jobs, bar):
-        refs = {task.remote(*args): key for key, args in jobs}
-        done = {}
-        pending = list(refs)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            for ref in ready:
-                try:
-                    done[refs[ref]] = ray.get(ref)
-                except Exception as err:  # a worker that died: the submission still gets a row
-                    done[refs[ref]] = err
-                if bar:
-                    bar.update(1)
-        return done
+        try:
+            refs = {task.remote(*args): key for key, args in jobs}
+            done = {}
+            pending = list(refs)
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                for ref in ready:
+                    try:
+                        done[refs[ref]] = ray.get(ref)
+                    except Exception as err:  # a worker that died: the submission still gets a row
+                        done[refs[ref]] = err
+                    if bar:
+                        bar.update(1)
+            return done
+        finally:
+            if started:      # a cluster we started is ours to stop; one we joined is left running
+                ray.shutdown()
 
     return run_all
 
@@ -169,6 +174,9 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
             prepared[name] = prepare(path, the_lab)
         except Ungradable as err:
             rows[name] = ungradable(name, str(err), the_lab)
+            continue
+        except Exception as err:  # a grader bug must not stop the batch: the row says what happened
+            rows[name] = ungradable(name, f"the grader failed to read it ({type(err).__name__}: {err})", the_lab)
             continue
         jobs.append((name, (prepared[name].notebook, prepared[name].code_roles, limits, lab_files, nb_name)))
     bar = _progress(len(jobs)) if progress and jobs else None

@@ -189,8 +189,10 @@ def _watch(proc: subprocess.Popen, limits: Limits, events: Path, t0: float):
     root = psutil.Process(proc.pid)
     cap = limits.memory_mb * 2**20
     stopped, peak, kernels, gone_at = None, 0, set(), None
+    seen: dict[int, psutil.Process] = {}
     while proc.poll() is None:
         procs = _tree(root)
+        seen.update((p.pid, p) for p in procs[1:])
         rss, alive = 0, set()
         for p in procs:
             try:
@@ -218,4 +220,5 @@ def _watch(proc: subprocess.Popen, limits: Limits, events: Path, t0: float):
             break
         time.sleep(_POLL_S)
     proc.wait()
-    return stopped, peak, kernels, gone_at
+    _kill([p for p in seen.values() if p.is_running()])   # whatever the notebook left behind (psutil checks
+    return stopped, peak, kernels, gone_at                # the start time, so a reused pid is never hit)
