@@ -28,7 +28,6 @@ import os
 import platform
 import sys
 import time
-import types
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -117,8 +116,10 @@ def cache_path(num_threads: int | None = None) -> Path:
 class Calibration:
     """This machine, measured for one runtime: peaks, bandwidth, overheads and a cost fit per op class.
 
-    ``points`` holds every micro-benchmark: (name, op_class, batch, flops, bytes, measured_s, predicted_s).
-    ``fit_error[cls]`` is the median |predicted - measured| / measured of the fit on its own benchmarks.
+    ``fits`` is keyed by op class ("pool"), by op where a class has several ("pool/maxpool"), and "call"
+    (the fixed cost of one model call). ``points`` holds every micro-benchmark: (name, op_class, op, batch,
+    flops, bytes, measured_s, predicted_s). ``fit_error[key]`` is the median |predicted - measured| /
+    measured of the fitted model on that key's own benchmarks.
     """
 
     key: str
@@ -147,18 +148,22 @@ class Calibration:
     @property
     def median_fit_error(self) -> float:
         """Median relative error of the fitted model over all its micro-benchmarks."""
-        errs = sorted(abs(p[6] - p[5]) / p[5] for p in self.points if p[5] > 0)
+        errs = sorted(abs(p[-1] - p[-2]) / p[-2] for p in self.points if p[-2] > 0)
         return _median(errs) if errs else float("nan")
 
     def to_frame(self):
         """One row per op class: start-up, rates, fit error, number of micro-benchmarks (pandas)."""
         import pandas as pd
 
-        counts = {c: sum(1 for p in self.points if p[1] == c) for c in self.fits}
+        counts = self._counts()
         rows = [{"op_class": c, "startup_s": f.startup_s, "flops_per_s": f.flops_per_s,
                  "bytes_per_s": f.bytes_per_s, "fit_error": self.fit_error.get(c, float("nan")),
                  "benchmarks": counts[c]} for c, f in self.fits.items()]
         return pd.DataFrame(rows).set_index("op_class")
+
+    def _counts(self) -> dict[str, int]:
+        """Micro-benchmarks behind each fit key."""
+        return {c: sum(1 for p in self.points if c in (p[1], f"{p[1]}/{p[2]}")) for c in self.fits}
 
     def to_json(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -266,73 +271,111 @@ def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
     n_threads = threads()
     peaks, points = microbench.run(runtime, quick=quick, progress=progress, num_threads=n_threads)
     fits = fit(points)
+    # the fixed cost of one model call; its rates are never used (estimate adds startup_s once)
+    fits["call"] = OpFit(peaks["run_overhead_s"], max(peaks["matmul_flops_per_s"].values()),
+                         peaks["triad_bytes_per_s"])
     rows, errors = [], {}
     for bench, work, measured_s in points:
         predicted_s = predict(work, fits)
-        rows.append((bench.name, bench.op_class, bench.batch, sum(w[1] for w in work), sum(w[2] for w in work),
+        cls, op = work[0][0], work[0][1]                     # as lk.profile classified it
+        rows.append((bench.name, cls, op, bench.batch, sum(w[2] for w in work), sum(w[3] for w in work),
                      measured_s, predicted_s))
-        errors.setdefault(bench.op_class, []).append(abs(predicted_s - measured_s) / measured_s)
+        for key in (cls, f"{cls}/{op}"):
+            errors.setdefault(key, []).append(abs(predicted_s - measured_s) / measured_s)
     return Calibration(
         key=machine_key(n_threads), runtime=runtime, threads=n_threads, cpu=_cpu_model(),
         logical_cpus=_logical_cpus(), matmul_flops_per_s=peaks["matmul_flops_per_s"],
         triad_bytes_per_s=peaks["triad_bytes_per_s"], copy_bytes_per_s=peaks["copy_bytes_per_s"],
         op_overhead_s=peaks["op_overhead_s"], run_overhead_s=peaks["run_overhead_s"], fits=fits,
-        fit_error={c: _median(e) for c, e in errors.items()}, duration_s=time.perf_counter() - t0,
+        fit_error={c: _median(e) for c, e in errors.items() if c in fits}, duration_s=time.perf_counter() - t0,
         created=_created(), versions=_versions(), quick=quick, points=rows)
 
 
 # ---- the fit --------------------------------------------------------------------------------------------
 
+def fit_for(fits: Mapping[str, OpFit], op_class: str, op: str) -> OpFit:
+    """The fit labkit.estimate.layer_time uses: the op's own ("pool/maxpool"), else its class's ("pool")."""
+    return fits.get(f"{op_class}/{op}") or fits[op_class]
+
+
 def predict(work, fits: Mapping[str, OpFit]) -> float:
-    """Seconds for a list of (op_class, flops, bytes) layers under `fits` (the layer_time formula)."""
-    return sum(f.startup_s + max(flops / f.flops_per_s, nbytes / f.bytes_per_s)
-               for f, (_, flops, nbytes) in ((fits[w[0]], w) for w in work))
+    """Seconds for a list of (op_class, op, flops, bytes) layers under `fits` (the layer_time formula)."""
+    total = 0.0
+    for op_class, op, flops, nbytes in work:
+        f = fit_for(fits, op_class, op)
+        total += f.startup_s + max(flops / f.flops_per_s, nbytes / f.bytes_per_s)
+    return total
 
 
-def fit(points) -> dict[str, OpFit]:
-    """Per op class, (startup_s, flops_per_s, bytes_per_s) minimising the squared log of
-    predicted / measured over that class's micro-benchmarks (all classes at once, since a benchmark's
-    profile may hold layers of several classes). Bounds: start-up 10 ns..10 ms, rates 1e6..1e14 per second
-    (wide on purpose: a layer that never hits a bound gets a rate at the edge, and the edge does no harm)."""
+# bounds on log(startup_s), log(flops_per_s), log(bytes_per_s): 10 ns..10 ms, 1e6..1e14 per second (wide
+# on purpose: a layer that never hits a bound gets a rate at the edge, and the edge does no harm)
+_LO, _HI = (1e-8, 1e6, 1e6), (1e-2, 1e14, 1e14)
+PRIOR_WEIGHT = 0.2   # pull of an op's fit towards its class's, in log units (few points per op)
+
+
+def _fit_one(work_rows, measured, prior=None):
+    """Least squares on log(predicted / measured) for one (startup_s, flops_per_s, bytes_per_s).
+    work_rows: per benchmark, a list of (flops, bytes) layers; `prior` (log params) regularises."""
     import numpy as np
     from scipy.optimize import least_squares
 
-    classes = sorted({w[0] for _, work, _ in points for w in work})
-    idx = {c: i for i, c in enumerate(classes)}
-    measured = np.array([t for _, _, t in points])
-    # lower and upper bounds on log(startup_s), log(flops_per_s), log(bytes_per_s) for every class
-    lo = np.log([1e-8, 1e6, 1e6] * len(classes))
-    hi = np.log([1e-2, 1e14, 1e14] * len(classes))
-
-    # one row per (benchmark, layer): which benchmark, which class, its FLOPs and bytes
-    rows = [(p, idx[w[0]], w[1], w[2]) for p, (_, work, _) in enumerate(points) for w in work]
-    point, cls, flops, nbytes = (np.array(col, dtype=float) for col in zip(*rows))
-    point, cls = point.astype(int), cls.astype(int)
-
-    def params(x):
-        e = np.exp(x)
-        return {c: OpFit(float(e[3 * i]), float(e[3 * i + 1]), float(e[3 * i + 2])) for c, i in idx.items()}
+    point = np.array([p for p, rows in enumerate(work_rows) for _ in rows])
+    flops = np.array([f for rows in work_rows for f, _ in rows], dtype=float)
+    nbytes = np.array([b for rows in work_rows for _, b in rows], dtype=float)
+    t = np.asarray(measured, dtype=float)
+    lo, hi = np.log(_LO), np.log(_HI)
 
     def residuals(x):
-        e = np.exp(x).reshape(-1, 3)    # (classes, [startup_s, flops_per_s, bytes_per_s])
-        layer_s = e[cls, 0] + np.maximum(flops / e[cls, 1], nbytes / e[cls, 2])
-        return np.log(np.bincount(point, weights=layer_s, minlength=len(points))) - np.log(measured)
+        s, rate_f, rate_b = np.exp(x)
+        layer_s = s + np.maximum(flops / rate_f, nbytes / rate_b)
+        r = np.log(np.bincount(point, weights=layer_s, minlength=len(t))) - np.log(t)
+        return r if prior is None else np.concatenate([r, PRIOR_WEIGHT * (x - prior)])
 
+    # starts: the class prior, and start-up from the fastest run with rates from the best attained
+    per_layer = np.bincount(point, minlength=len(t))
+    f_best = max(float(np.max(np.bincount(point, weights=flops) / t)), 1e7)
+    b_best = max(float(np.max(np.bincount(point, weights=nbytes) / t)), 1e7)
+    starts = [np.log([t.min() * k / max(per_layer.max(), 1), f_best * r, b_best * r])
+              for k, r in ((0.8, 1.0), (0.3, 3.0), (0.5, 0.5))]
+    if prior is not None:
+        starts.append(np.asarray(prior))
     best = None
-    for startup_s, rate_scale in ((np.min(measured) * 0.8, 1.0), (np.median(measured) * 0.2, 0.3),
-                                  (np.min(measured) * 0.3, 3.0)):
-        x0 = []
-        for c in classes:
-            mine = [(work, t) for _, work, t in points if any(w[0] == c for w in work)]
-            # start from the best rate any benchmark of the class attained
-            f0 = max((sum(w[1] for w in work if w[0] == c) / t for work, t in mine), default=1e9)
-            b0 = max((sum(w[2] for w in work if w[0] == c) / t for work, t in mine), default=1e9)
-            x0 += [startup_s, max(f0, 1e7) * rate_scale, max(b0, 1e7) * rate_scale]
-        x0 = np.clip(np.log(x0), lo + 1e-6, hi - 1e-6)
-        sol = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.3, x_scale=1.0)
+    for x0 in starts:
+        sol = least_squares(residuals, np.clip(x0, lo + 1e-6, hi - 1e-6), bounds=(lo, hi), loss="soft_l1",
+                            f_scale=0.3)
         if best is None or sol.cost < best.cost:
             best = sol
-    return params(best.x)
+    return best.x
+
+
+def fit(points) -> dict[str, OpFit]:
+    """Fits for every op class, then for every op of a class with several ops ("elementwise/gelu"),
+    each minimising the (robust, soft-L1) squared log of predicted / measured, i.e. relative error.
+    A benchmark whose profile holds several layers counts towards each class in it."""
+    import numpy as np
+
+    def params(x):
+        return OpFit(*(float(v) for v in np.exp(x)))
+
+    by_class: dict[str, list] = {}
+    for _, work, t in points:
+        for cls in dict.fromkeys(w[0] for w in work):
+            rows = [(w[2], w[3]) for w in work if w[0] == cls]
+            by_class.setdefault(cls, []).append((rows, t))
+    fits, logs = {}, {}
+    for cls, items in sorted(by_class.items()):
+        logs[cls] = _fit_one([r for r, _ in items], [t for _, t in items])
+        fits[cls] = params(logs[cls])
+    by_op: dict[tuple[str, str], list] = {}
+    for _, work, t in points:
+        if len({(w[0], w[1]) for w in work}) == 1:          # single-op benchmarks only
+            by_op.setdefault((work[0][0], work[0][1]), []).append(([(w[2], w[3]) for w in work], t))
+    ops_per_class = {c: sum(1 for (k, _) in by_op if k == c) for c in by_class}
+    for (cls, op), items in sorted(by_op.items()):
+        if ops_per_class[cls] > 1 and len(items) >= 2:
+            x = _fit_one([r for r, _ in items], [t for _, t in items], prior=logs[cls])
+            fits[f"{cls}/{op}"] = params(x)
+    return fits
 
 
 # ---- the device -----------------------------------------------------------------------------------------
@@ -397,11 +440,13 @@ def _table(cal: Calibration) -> str:
              + (" (quick)" if cal.quick else ""),
              "  matmul " + ", ".join(f"{d} {v / 1e9:.1f} GFLOP/s" for d, v in cal.matmul_flops_per_s.items()),
              f"  triad {cal.triad_bytes_per_s / 1e9:.2f} GB/s, copy {cal.copy_bytes_per_s / 1e9:.2f} GB/s, "
-             f"op overhead {cal.op_overhead_s * 1e6:.2f} µs, run overhead {cal.run_overhead_s * 1e6:.2f} µs",
-             f"  {'op class':<12} {'startup':>10} {'GFLOP/s':>9} {'GB/s':>8} {'fit err':>8} {'n':>4}"]
-    counts = {c: sum(1 for p in cal.points if p[1] == c) for c in cal.fits}
+             f"op overhead {cal.op_overhead_s * 1e6:.2f} µs, call overhead {cal.run_overhead_s * 1e6:.2f} µs",
+             f"  {'fit':<22} {'startup':>10} {'GFLOP/s':>9} {'GB/s':>8} {'fit err':>8} {'n':>4}"]
+    counts = cal._counts()
     for c, f in cal.fits.items():
-        lines.append(f"  {c:<12} {f.startup_s * 1e6:>8.2f}µs {f.flops_per_s / 1e9:>9.2f} "
+        if c == "call":
+            continue
+        lines.append(f"  {c:<22} {f.startup_s * 1e6:>8.2f}µs {f.flops_per_s / 1e9:>9.2f} "
                      f"{f.bytes_per_s / 1e9:>8.2f} {cal.fit_error.get(c, float('nan')):>8.1%} {counts[c]:>4}")
     lines.append(f"  median fit error over {len(cal.points)} micro-benchmarks: {cal.median_fit_error:.1%}")
     return "\n".join(lines)
@@ -438,13 +483,3 @@ def cli(argv: list[str] | None = None) -> int:
 def _created() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
-
-class _CallableModule(types.ModuleType):
-    """Keeps ``lk.calibrate(...)`` working after ``import labkit.calibrate``: that import binds the *module* to
-    ``labkit.calibrate``, shadowing the lazily exported function, so the module forwards calls to it."""
-
-    def __call__(self, *args, **kwargs):
-        return calibrate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -13,6 +13,8 @@ The model (DESIGN.md §3), per layer, at the requested batch and dtype:
   utilisation of labkit.systolic (padding to the array, fill and drain).
 * calibrated devices (``device.fits``, e.g. ``lk.device("local")``): a layer whose op class was fitted costs
   ``startup_s + max(flops / flops_per_s, bytes / bytes_per_s)``; other classes fall back to the roofline.
+  A fit keyed ``"<op_class>/<op>"`` (e.g. ``"pool/maxpool"``) takes precedence over its class's; a fit keyed
+  ``"call"`` is the fixed cost of one model call (framework entry, ORT's ``session.run``), added once.
   A fit holds for the dtype it was measured at; at another dtype only its bytes term changes.
 * energy: ``idle_w * t + (peak_w - idle_w) * u * t``, u = the layer's use of its bound resource, in [0, 1].
 * cost: ``price_usd_per_hour * t / 3600 / utilization``; carbon: ``energy * PUE * grid intensity(region)``.
@@ -172,7 +174,9 @@ def layer_time(layer, device, dtype: str = "fp32") -> tuple[float, str]:
     """
     dtype = normalize_dtype(dtype)
     nbytes = _bytes(layer, DTYPE_BYTES[dtype])
-    fit = device.fits.get(layer.op_class) if device.fits else None
+    # calibrated: the op's own fit ("pool/maxpool") if the calibration made one, else its class's ("pool")
+    fits = device.fits or {}
+    fit = fits.get(f"{layer.op_class}/{layer.op}") or fits.get(layer.op_class)
     if fit is not None:
         # calibrated: Hockney-style start-up + rate per op class, fitted on this machine
         compute_s = layer.flops / fit.flops_per_s if layer.flops else 0.0
@@ -306,6 +310,11 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
             compute_s += t
         layers.append(LayerEstimate(layer.name, layer.op, layer.op_class, t, bound, layer.flops, nbytes, e,
                                     _array_util(layer, device)))
+
+    call = device.fits.get("call") if device.fits else None
+    if call is not None:   # calibrated: the fixed cost of one call of the model (ORT's session.run)
+        total_s += call.startup_s
+        energy_j += device.idle_w * call.startup_s
 
     need = weight_bytes + max_act_bytes
     if need > device.mem_bytes:

@@ -20,13 +20,13 @@ def cache(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("LABKIT_CACHE_DIR", str(path))
     calls = {"n": 0}
-    real_time = microbench._time
+    real_time = microbench.time_call
 
     def counting_time(*args, **kwargs):
         calls["n"] += 1
         return real_time(*args, **kwargs)
 
-    mp.setattr(microbench, "_time", counting_time)
+    mp.setattr(microbench, "time_call", counting_time)
     cal = calibrate_mod.calibrate("torch", quick=True, progress=False)
     yield path, cal, calls
     mp.undo()
@@ -36,7 +36,9 @@ def test_quick_calibration_fits_every_class(cache):
     _, cal, calls = cache
     assert calls["n"] > 20                                   # it really measured
     classes = {b.op_class for b in microbench.benches(quick=True)}
-    assert set(cal.fits) == classes
+    assert classes <= set(cal.fits)
+    for key in cal.fits:   # op classes, "class/op" refinements, and the per-call cost
+        assert key in classes or key == "call" or key.split("/")[0] in classes, key
     for cls, fit in cal.fits.items():
         for value in (fit.startup_s, fit.flops_per_s, fit.bytes_per_s):
             assert math.isfinite(value) and value > 0, (cls, fit)
@@ -63,16 +65,16 @@ def test_force_measures_again(cache, monkeypatch):
         microbench.Bench("elementwise", "relu", 1, ("relu", (64,))),
         microbench.Bench("elementwise", "relu", 32, ("relu", (64,)))])
     n = {"k": 0}
-    real = microbench._time
+    real = microbench.time_call
 
     def counting(*a, **k):
         n["k"] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(microbench, "_time", counting)
+    monkeypatch.setattr(microbench, "time_call", counting)
     monkeypatch.setenv("LABKIT_CACHE_DIR", str(cache[0] / "forced"))
     fresh = calibrate_mod.calibrate("torch", force=True, quick=True, progress=False)
-    assert n["k"] > 0 and set(fresh.fits) == {"elementwise"}
+    assert n["k"] > 0 and set(fresh.fits) == {"elementwise", "call"}
 
 
 def test_cache_key_changes_with_threads():
@@ -91,6 +93,10 @@ def test_fit_predicts_its_own_micro_benchmarks(cache):
     _, cal, _ = cache
     errors = [abs(pred - meas) / meas for *_, meas, pred in cal.points]
     assert len(errors) == len(microbench.benches(quick=True))
+    # and the stored predictions are the fitted formula's (an independent recomputation per point)
+    for name, cls, op, _, flops, nbytes, _, pred in cal.points:
+        f = cal.fits.get(f"{cls}/{op}") or cal.fits[cls]
+        assert pred == pytest.approx(f.startup_s + max(flops / f.flops_per_s, nbytes / f.bytes_per_s)), name
     assert sorted(errors)[len(errors) // 2] < 0.5            # loose: a noisy, shared machine
 
 
@@ -99,10 +105,13 @@ def test_estimate_on_local_device_matches_calibration_formula(cache):
     _, cal, _ = cache
     dev = lk.device("local")
     assert dev.kind == "local" and dev.name == "local" and dict(dev.fits) == dict(cal.fits)
-    for bench in microbench.benches(quick=True)[:6]:
+    picked = microbench.benches(quick=True)[::5]           # every class, incl. ones with per-op fits
+    assert any(f"{b.op_class}/" in k for b in picked for k in cal.fits)
+    for bench in picked:
         module, args = microbench.torch_case(bench)
         prof = lk.profile(module, args if len(args) > 1 else args[0])
         expected = calibrate_mod.predict(microbench.layer_work(prof.layers), cal.fits)
+        expected += cal.fits["call"].startup_s                 # once per model call
         assert lk.estimate(prof, dev).latency_s == pytest.approx(expected, rel=1e-9)
 
 
@@ -113,7 +122,7 @@ def test_fit_recovers_known_parameters():
     truth = OpFit(startup_s=5e-6, flops_per_s=2e10, bytes_per_s=1e10)
     points = []
     for flops, nbytes in [(1e3, 1e5), (1e6, 1e4), (1e7, 1e5), (1e8, 1e6), (1e4, 1e7), (1e5, 1e3)]:
-        work = [("conv", int(flops), int(nbytes))]
+        work = [("conv", "conv2d", int(flops), int(nbytes))]
         points.append((None, work, calibrate_mod.predict(work, {"conv": truth})))
     got = calibrate_mod.fit(points)["conv"]
     assert got.startup_s == pytest.approx(truth.startup_s, rel=1e-3)
