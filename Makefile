@@ -25,7 +25,8 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
-	$(BIN)/python -m pytest --nbval --nbval-sanitize-with solutions/sanitize.cfg --nbval-current-env solutions -p no:randomly
+	$(BIN)/labkit build --check
+	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-sanitize-with solutions/sanitize.cfg solutions
 
 bench: setup
 	$(BIN)/python bench/run.py
