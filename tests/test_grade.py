@@ -227,18 +227,6 @@ def test_ray_grades_the_same(lab, batch, ray_session):
                {k: v for k, v in local[key].items() if k != "detail"}
 
 
-@pytest.fixture(scope="session")
-def ray_session():
-    """A local Ray cluster started once per test session (reused if another test module started one)."""
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, object_store_memory=80 * 1024**2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 def test_notebook_time_limit_kills_and_keeps_the_log():
     lab = load_lab("90", FIXTURE)
     solution = nbformat.read(FIXTURE / "90_fixture.ipynb", as_version=4)

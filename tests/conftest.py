@@ -1,0 +1,24 @@
+"""Shared test fixtures: one calibration cache and one Ray cluster for the whole session."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# One calibration cache for every test process (xdist workers included), apart from the learner's own cache,
+# so a quick calibration made by a test never becomes what `lk.device("local")` means on this machine.
+os.environ.setdefault("LABKIT_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"labkit-test-cache-{os.getuid()}"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray cluster shared by every test that needs one (started once, always shut down)."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, object_store_memory=80 * 1024**2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
