@@ -9,7 +9,9 @@ What it measures, per runtime (torch eager, or ONNX Runtime), with the thread co
 - per-op overhead (a one-element ReLU) and, for ONNX Runtime, the fixed cost of one ``session.run``,
 - every micro-benchmark of labkit.microbench, then per op class a Hockney-style fit
   ``t = startup_s + max(flops / flops_per_s, bytes / bytes_per_s)`` (the formula of
-  ``labkit.estimate.layer_time``), least squares on log(predicted / measured), i.e. on relative error.
+  ``labkit.estimate.layer_time``), least squares on log(predicted / measured), i.e. on relative error;
+  then, inside a class, one fit per op ("pool/maxpool", "pool/adaptive_avgpool": same FLOPs and bytes,
+  very different kernels), pulled towards the class's fit since each op has only a few benchmarks.
 
 The result is cached as JSON in ``platformdirs.user_cache_dir("labkit")`` (``$LABKIT_CACHE_DIR`` overrides),
 one file per machine key: CPU model, CPUs available, torch and onnxruntime versions, thread count.

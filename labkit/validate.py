@@ -62,6 +62,7 @@ class ValidationReport:
     dtype: str
     threads: int
     duration_s: float
+    load_avg: float = float("nan")   # 1-minute load average at the end: other processes add noise
 
     @property
     def median_abs_error(self) -> float:
@@ -81,6 +82,7 @@ class ValidationReport:
 
     def to_json(self) -> dict:
         return {"dtype": self.dtype, "threads": self.threads, "duration_s": self.duration_s,
+                "load_avg": self.load_avg if math.isfinite(self.load_avg) else None,
                 "median_abs_error": self.median_abs_error,
                 "median_abs_error_by_runtime": {rt: self.median_abs_error_by(rt)
                                                 for rt in dict.fromkeys(r.runtime for r in self.rows)},
@@ -96,6 +98,9 @@ class ValidationReport:
         by = ", ".join(f"{rt} {self.median_abs_error_by(rt):.1%}" for rt in dict.fromkeys(r.runtime for r in self.rows))
         lines.append(f"median |relative error|: {self.median_abs_error:.1%} ({by}); {self.threads} threads, "
                      f"{self.dtype}, {self.duration_s:.0f} s")
+        if self.load_avg > 1.0:
+            lines.append(f"note: load average {self.load_avg:.1f} while measuring: other processes share the "
+                         "CPUs, so measured times are noisy (rerun on a quiet machine for the real error)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -215,7 +220,9 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
             del cases
     if bar is not None:
         bar.close()
-    return ValidationReport(tuple(rows), dtype="fp32", threads=n_threads, duration_s=time.perf_counter() - t0)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return ValidationReport(tuple(rows), dtype="fp32", threads=n_threads, duration_s=time.perf_counter() - t0,
+                            load_avg=load)
 
 
 def cli(argv: list[str] | None = None) -> int:
