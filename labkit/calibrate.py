@@ -38,6 +38,7 @@ from types import MappingProxyType
 from labkit.targets import Device, OpFit
 
 RUNTIMES = ("torch", "onnxruntime")
+FORMAT = 2   # bump when the benchmarks or the fit change: older caches are then ignored, not misread
 # ONNX Runtime runs at graph level EXTENDED in calibration and validation (see labkit/validate.py).
 ORT_LEVEL = "extended"
 POWER_W_PER_CPU = (1.5, 6.0)   # (idle, busy) W per logical CPU: documented estimate when RAPL is unreadable
@@ -82,14 +83,14 @@ def threads() -> int:
 
 
 def machine_key(num_threads: int | None = None) -> str:
-    """A short hash of what makes a calibration valid: CPU, CPUs available, versions, threads.
+    """A short hash of what makes a calibration valid: CPU, CPUs available, versions, threads, FORMAT.
 
     >>> machine_key(1) != machine_key(2)
     True
     """
     v = _versions()
     parts = (_cpu_model(), _logical_cpus(), v["torch"], v["onnxruntime"],
-             threads() if num_threads is None else int(num_threads))
+             threads() if num_threads is None else int(num_threads), FORMAT)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
 
 
