@@ -10,6 +10,8 @@ import pytest
 # so a quick calibration made by a test never becomes what `lk.device("local")` means on this machine.
 os.environ.setdefault("LABKIT_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"labkit-test-cache-{os.getuid()}"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Ray's raylet can take over 40 s to register on a loaded 2-core machine (CI runs tests on both cores).
+os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ hashlib for the checksums, a fresh interpreter for "no calibration on lk.devices
 import dataclasses
 import hashlib
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -178,12 +179,15 @@ def test_devices_table_in_human_units():
         lk.devices(kind="cloud-gpus")
 
 
-def test_devices_does_not_calibrate_local():
+def test_devices_does_not_calibrate_local(tmp_path):
+    # Listing the catalog must never start a calibration: no micro-benchmark runs, no cache file appears.
     code = ("import sys, labkit as lk; lk.devices(); lk.device('h100'); lk.links(); "
-            "print('labkit.calibrate' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+            "print('labkit.microbench' in sys.modules)")
+    env = {**os.environ, "LABKIT_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_peak_by_dtype():
