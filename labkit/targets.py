@@ -72,9 +72,9 @@ class Device:
     eff_compute: float = 0.6                 # achievable fraction of peak FLOP/s
     eff_mem: float = 0.7                     # achievable fraction of peak bandwidth
     overhead_s: float = 5e-6                 # per-layer launch/dispatch overhead
-    fits: Mapping[str, OpFit] = field(default_factory=dict)  # op class -> fitted cost (calibrated devices)
-    sources: Mapping[str, str] = field(default_factory=dict)  # field -> "source, as-of date"
-    notes: str = ""
+    fits: Mapping[str, OpFit] = field(default_factory=dict, repr=False)  # op class -> fitted cost (calibrated devices)
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False)  # field -> "source, as-of date"
+    notes: str = field(default="", repr=False)
 
     def __post_init__(self):
         who = f"Device {self.name!r}"
@@ -157,8 +157,8 @@ class Link:
     rtt_s: float
     energy_j_per_bit: float    # device radio energy per bit sent
     egress_usd_per_gb: float   # cloud egress price
-    sources: Mapping[str, str] = field(default_factory=dict)
-    notes: str = ""
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False)
+    notes: str = field(default="", repr=False)
 
     def __post_init__(self):
         who = f"Link {self.name!r}"
