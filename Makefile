@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.labkit-installed
 # A local JupyterLab port; override with `make lab PORT=8899`.
 PORT   ?= 8888
+# JupyterLab refuses to run as root unless told (containers, CI machines).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test lint bench clean
 
@@ -18,7 +20,7 @@ setup: $(STAMP)
 
 lab: setup
 	$(BIN)/labkit doctor || true
-	$(BIN)/jupyter lab --notebook-dir=labs --port=$(PORT)
+	$(BIN)/jupyter lab --notebook-dir=labs --port=$(PORT) $(ROOT_FLAG)
 
 lint: setup
 	$(BIN)/ruff check labkit tests
