@@ -100,3 +100,23 @@ def utilization(M: int, K: int, N: int, rows: int, cols: int) -> float:
     0.011
     """
     return (M * K * N) / (rows * cols * array_cycles(M, K, N, rows, cols))
+
+
+# The cycle-level simulator (labkit.systolic_sim) and its pictures (labkit.plot_systolic), loaded on first use
+# so that labkit.estimate, which imports this module, stays free of them: lk.systolic.simulate(A, B, ...).
+_LAZY = {"simulate": "labkit.systolic_sim", "SimResult": "labkit.systolic_sim",
+         "plot_frames": "labkit.plot_systolic", "plot_busy": "labkit.plot_systolic",
+         "slider": "labkit.plot_systolic"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'labkit.systolic' has no attribute {name!r}; lazily available: "
+                         f"{', '.join(sorted(_LAZY))}.")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
