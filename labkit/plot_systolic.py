@@ -57,7 +57,7 @@ def plot_frames(result, cycles=None, *, ncols: int = 6, annotate: bool = True):
         raise ValueError(f"cycles must be a non-empty list of cycle numbers in 0..{result.cycles - 1}, got {bad}.")
     ncols = max(1, min(ncols, len(cycles)))
     nrows = -(-len(cycles) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.6 * nrows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.9 * nrows + 0.6), squeeze=False)
     for ax in axes.flat[len(cycles):]:
         ax.axis("off")
     for ax, t in zip(axes.flat, cycles):
@@ -68,6 +68,7 @@ def plot_frames(result, cycles=None, *, ncols: int = 6, annotate: bool = True):
                ncol=3, fontsize=8, frameon=False)
     fig.suptitle(f"{result.M}x{result.K} @ {result.K}x{result.N} on a {result.rows}x{result.cols} array", fontsize=9)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    fig.subplots_adjust(hspace=0.35)          # room for each panel's title above it
     return fig
 
 
