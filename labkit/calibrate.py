@@ -38,9 +38,10 @@ from types import MappingProxyType
 from labkit.targets import Device, OpFit
 
 RUNTIMES = ("torch", "onnxruntime")
-FORMAT = 2   # bump when the benchmarks or the fit change: older caches are then ignored, not misread
+FORMAT = 3   # bump when the benchmarks or the fit change: older caches are then ignored, not misread
 # ONNX Runtime runs at graph level EXTENDED in calibration and validation (see labkit/validate.py).
 ORT_LEVEL = "extended"
+MIN_STARTUP_FRACTION = 0.5   # a fitted per-op start-up is at least half a bare tiny op's measured cost
 POWER_W_PER_CPU = (1.5, 6.0)   # (idle, busy) W per logical CPU: documented estimate when RAPL is unreadable
 
 
@@ -165,8 +166,8 @@ class Calibration:
         return pd.DataFrame(rows).set_index("op_class")
 
     def _counts(self) -> dict[str, int]:
-        """Micro-benchmarks behind each fit key."""
-        return {c: sum(1 for p in self.points if c in (p[1], f"{p[1]}/{p[2]}")) for c in self.fits}
+        """Benchmarks behind each fit key: those with a layer of that class or op ("call": all of them)."""
+        return {c: sum(1 for p in self.points if c == "call" or c in p[2].split(";")) for c in self.fits}
 
     def to_json(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -267,23 +268,22 @@ def calibrate(runtime: str = "torch", force: bool = False, quick: bool = False, 
 
 
 def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
-    """Measure the micro-benchmarks, fit every op class, and package it all as a Calibration."""
-    from labkit import microbench
+    """Measure the benchmarks, fit every op class jointly, and package it all as a Calibration."""
+    from labkit import benchrun, costfit
 
     t0 = time.perf_counter()
     n_threads = threads()
-    peaks, points = microbench.run(runtime, quick=quick, progress=progress, num_threads=n_threads)
-    fits = fit(points)
-    # the fixed cost of one model call; its rates are never used (estimate adds startup_s once)
-    fits["call"] = OpFit(peaks["run_overhead_s"], max(peaks["matmul_flops_per_s"].values()),
-                         peaks["triad_bytes_per_s"])
+    peaks, points = benchrun.run(runtime, quick=quick, progress=progress, num_threads=n_threads)
+    fits = costfit.fit(points, min_startup_s=MIN_STARTUP_FRACTION * peaks["tiny_op_s"],
+                       max_flops_per_s=1.5 * max(peaks["matmul_flops_per_s"].values()))
     rows, errors = [], {}
-    for bench, work, measured_s in points:
-        predicted_s = predict(work, fits)
-        cls, op = work[0][0], work[0][1]                     # as lk.profile classified it
-        rows.append((bench.name, cls, op, bench.batch, sum(w[2] for w in work), sum(w[3] for w in work),
-                     measured_s, predicted_s))
-        for key in (cls, f"{cls}/{op}"):
+    for name, work, measured_s in points:
+        predicted_s = costfit.predict(work, fits, call=True)
+        keys = sorted({k for c, op, _, _ in work for k in (c, f"{c}/{op}") if k in fits})
+        label = "net" if name.startswith("net") else (work[0][0] if work else "call")
+        rows.append((name, label, ";".join(keys), int(name.rsplit(" b", 1)[1]), sum(w[2] for w in work),
+                     sum(w[3] for w in work), measured_s, predicted_s))
+        for key in keys + ["call"]:
             errors.setdefault(key, []).append(abs(predicted_s - measured_s) / measured_s)
     return Calibration(
         key=machine_key(n_threads), runtime=runtime, threads=n_threads, cpu=_cpu_model(),
@@ -294,91 +294,19 @@ def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
         created=_created(), versions=_versions(), quick=quick, points=rows)
 
 
-# ---- the fit --------------------------------------------------------------------------------------------
+# the fit lives in labkit.costfit; these names stay here for callers of the first version
+def fit_for(fits, op_class, op):
+    """The fit labkit.estimate.layer_time uses (see labkit.costfit.fit_for)."""
+    from labkit.costfit import fit_for as _fit_for
 
-def fit_for(fits: Mapping[str, OpFit], op_class: str, op: str) -> OpFit:
-    """The fit labkit.estimate.layer_time uses: the op's own ("pool/maxpool"), else its class's ("pool")."""
-    return fits.get(f"{op_class}/{op}") or fits[op_class]
-
-
-def predict(work, fits: Mapping[str, OpFit]) -> float:
-    """Seconds for a list of (op_class, op, flops, bytes) layers under `fits` (the layer_time formula)."""
-    total = 0.0
-    for op_class, op, flops, nbytes in work:
-        f = fit_for(fits, op_class, op)
-        total += f.startup_s + max(flops / f.flops_per_s, nbytes / f.bytes_per_s)
-    return total
+    return _fit_for(fits, op_class, op)
 
 
-# bounds on log(startup_s), log(flops_per_s), log(bytes_per_s): 10 ns..10 ms, 1e6..1e14 per second (wide
-# on purpose: a layer that never hits a bound gets a rate at the edge, and the edge does no harm)
-_LO, _HI = (1e-8, 1e6, 1e6), (1e-2, 1e14, 1e14)
-PRIOR_WEIGHT = 0.2   # pull of an op's fit towards its class's, in log units (few points per op)
+def predict(work, fits, call: bool = False) -> float:
+    """Seconds for (op_class, op, flops, bytes) layers under `fits` (see labkit.costfit.predict)."""
+    from labkit.costfit import predict as _predict
 
-
-def _fit_one(work_rows, measured, prior=None):
-    """Least squares on log(predicted / measured) for one (startup_s, flops_per_s, bytes_per_s).
-    work_rows: per benchmark, a list of (flops, bytes) layers; `prior` (log params) regularises."""
-    import numpy as np
-    from scipy.optimize import least_squares
-
-    point = np.array([p for p, rows in enumerate(work_rows) for _ in rows])
-    flops = np.array([f for rows in work_rows for f, _ in rows], dtype=float)
-    nbytes = np.array([b for rows in work_rows for _, b in rows], dtype=float)
-    t = np.asarray(measured, dtype=float)
-    lo, hi = np.log(_LO), np.log(_HI)
-
-    def residuals(x):
-        s, rate_f, rate_b = np.exp(x)
-        layer_s = s + np.maximum(flops / rate_f, nbytes / rate_b)
-        r = np.log(np.bincount(point, weights=layer_s, minlength=len(t))) - np.log(t)
-        return r if prior is None else np.concatenate([r, PRIOR_WEIGHT * (x - prior)])
-
-    # starts: the class prior, and start-up from the fastest run with rates from the best attained
-    per_layer = np.bincount(point, minlength=len(t))
-    f_best = max(float(np.max(np.bincount(point, weights=flops) / t)), 1e7)
-    b_best = max(float(np.max(np.bincount(point, weights=nbytes) / t)), 1e7)
-    starts = [np.log([t.min() * k / max(per_layer.max(), 1), f_best * r, b_best * r])
-              for k, r in ((0.8, 1.0), (0.3, 3.0), (0.5, 0.5))]
-    if prior is not None:
-        starts.append(np.asarray(prior))
-    best = None
-    for x0 in starts:
-        sol = least_squares(residuals, np.clip(x0, lo + 1e-6, hi - 1e-6), bounds=(lo, hi), loss="soft_l1",
-                            f_scale=0.3)
-        if best is None or sol.cost < best.cost:
-            best = sol
-    return best.x
-
-
-def fit(points) -> dict[str, OpFit]:
-    """Fits for every op class, then for every op of a class with several ops ("elementwise/gelu"),
-    each minimising the (robust, soft-L1) squared log of predicted / measured, i.e. relative error.
-    A benchmark whose profile holds several layers counts towards each class in it."""
-    import numpy as np
-
-    def params(x):
-        return OpFit(*(float(v) for v in np.exp(x)))
-
-    by_class: dict[str, list] = {}
-    for _, work, t in points:
-        for cls in dict.fromkeys(w[0] for w in work):
-            rows = [(w[2], w[3]) for w in work if w[0] == cls]
-            by_class.setdefault(cls, []).append((rows, t))
-    fits, logs = {}, {}
-    for cls, items in sorted(by_class.items()):
-        logs[cls] = _fit_one([r for r, _ in items], [t for _, t in items])
-        fits[cls] = params(logs[cls])
-    by_op: dict[tuple[str, str], list] = {}
-    for _, work, t in points:
-        if len({(w[0], w[1]) for w in work}) == 1:          # single-op benchmarks only
-            by_op.setdefault((work[0][0], work[0][1]), []).append(([(w[2], w[3]) for w in work], t))
-    ops_per_class = {c: sum(1 for (k, _) in by_op if k == c) for c in by_class}
-    for (cls, op), items in sorted(by_op.items()):
-        if ops_per_class[cls] > 1 and len(items) >= 2:
-            x = _fit_one([r for r, _ in items], [t for _, t in items], prior=logs[cls])
-            fits[f"{cls}/{op}"] = params(x)
-    return fits
+    return _predict(work, fits, call=call)
 
 
 # ---- the device -----------------------------------------------------------------------------------------

@@ -15,10 +15,6 @@ for the models we predict, and timed with ``time_call``.
 
 from __future__ import annotations
 
-import math
-import os
-import sys
-import tempfile
 from dataclasses import dataclass, field
 
 # Shapes per op class. Tuples are per-sample; the batch (1 or 32) is prepended by the builders.
@@ -191,116 +187,7 @@ def torch_case(bench: Bench):
     raise ValueError(f"no torch builder for micro-benchmark {bench.name!r}")
 
 
-# ---- ONNX Runtime ---------------------------------------------------------------------------------------
-
-OPSET = 20          # what torch.onnx.export writes today
-
-
-def onnx_case(bench: Bench):
-    """(onnx.ModelProto, feeds dict) for `bench`: the same op as torch_case, as a one-node ONNX graph.
-    Not for attention: ONNX exports write it as MatMul + Softmax, which have benchmarks of their own."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    b, spec, cls = bench.batch, bench.spec, bench.op_class
-    inits, attrs = [], {}
-    opset = OPSET
-
-    def rand(*shape):
-        return rng.standard_normal(shape).astype(np.float32)
-
-    def init(name, array):
-        inits.append(numpy_helper.from_array(np.asarray(array), name))
-        return name
-
-    feeds = {}
-
-    def feed(name, array):
-        feeds[name] = array
-        return name
-
-    if cls == "attention":
-        raise ValueError("attention has no one-node ONNX benchmark (exports write MatMul + Softmax)")
-    if cls in ("conv", "dwconv"):
-        if cls == "conv":
-            ci, co, hw, k, s = spec
-            groups = 1
-        else:
-            ci, hw, s = spec
-            co, k, groups = ci, 3, ci
-        op, ins = "Conv", [feed("x", rand(b, ci, hw, hw)), init("w", rand(co, ci // groups, k, k) * 0.1)]
-        attrs = dict(kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4, group=groups)
-    elif cls == "matmul" and spec[0] == "bmm":
-        _, h, t, d = spec
-        op, ins = "MatMul", [feed("x", rand(b, h, t, d)), feed("y", rand(b, h, d, t))]
-    elif cls == "matmul":
-        t, i, o = spec
-        if t == 1:  # torch.onnx.export writes nn.Linear on 2-D input as Gemm(transB=1)
-            op, ins = "Gemm", [feed("x", rand(b, i)), init("w", rand(o, i) * 0.1), init("bias", rand(o))]
-            attrs = dict(transB=1)
-        else:       # and on (B, T, D) input as MatMul + Add; ORT fuses them (MatMulAddFusion)
-            op, ins = "MatMul", [feed("x", rand(b, t, i)), init("w", rand(i, o) * 0.1)]
-    else:
-        op_name = spec[0]
-        shape = spec[1:] if cls == "pool" else spec[1]
-        if cls == "pool":
-            c, hw = shape
-            x = feed("x", rand(b, c, hw, hw))
-            if op_name == "maxpool":
-                op, ins, attrs = "MaxPool", [x], dict(kernel_shape=[2, 2], strides=[2, 2])
-            else:
-                op, ins = "GlobalAveragePool", [x]
-        elif op_name in ("relu", "relu6", "gelu", "add", "mul", "mean", "softmax"):
-            x = feed("x", rand(b, *shape))
-            op, ins = {"relu": ("Relu", [x]), "gelu": ("Gelu", [x]),
-                       "relu6": ("Clip", [x, init("lo", np.float32(0)), init("hi", np.float32(6))]),
-                       "add": ("Add", [x, feed("y", rand(b, *shape))]),
-                       "mul": ("Mul", [x, feed("y", rand(b, *shape))]),
-                       "mean": ("ReduceMean", [x, init("axes", np.array([1], np.int64))]),
-                       "softmax": ("Softmax", [x])}[op_name]
-            if op_name == "mean":
-                attrs = dict(keepdims=0)
-        elif op_name == "batchnorm":
-            c = shape[0]
-            op = "BatchNormalization"
-            ins = [feed("x", rand(b, *shape)), init("g", rand(c)), init("beta", rand(c)), init("mu", rand(c)),
-                   init("var", rng.uniform(0.5, 2, c).astype(np.float32))]
-        elif op_name == "layernorm":
-            d = shape[-1]
-            op, ins, attrs = "LayerNormalization", [feed("x", rand(b, *shape)), init("g", rand(d)),
-                                                    init("beta", rand(d))], dict(axis=-1)
-        elif op_name == "flatten":
-            op, ins, attrs = "Flatten", [feed("x", rand(b, *shape))], dict(axis=1)
-        elif op_name in ("unflatten", "reshape"):   # both are an ONNX Reshape
-            split = [b, shape[0], 4, -1] if op_name == "unflatten" else [b, -1, 4]
-            op, ins = "Reshape", [feed("x", rand(b, *shape)), init("shape", np.array(split, np.int64))]
-        elif op_name == "identity":   # the optimiser removes Identity; a Reshape to the same shape stays
-            op, ins = "Reshape", [feed("x", rand(b, *shape)), init("shape", np.array([b, *shape], np.int64))]
-        elif op_name == "transpose":
-            op, ins, attrs = "Transpose", [feed("x", rand(b, *shape))], dict(perm=[0, 2, 1] + [3] * (len(shape) > 2))
-        elif op_name == "cat":
-            op, ins, attrs = "Concat", [feed("x", rand(b, *shape)), feed("y", rand(b, *shape))], dict(axis=1)
-        elif op_name == "embedding":
-            op = "Gather"
-            ins = [init("table", rand(32, 64)), feed("x", rng.integers(0, 32, (b, *shape)).astype(np.int64))]
-        elif op_name == "copy":   # Identity would be removed by the optimiser; Mul by 1 costs a copy
-            op, ins = "Mul", [feed("x", rand(b, *shape)), init("one", np.float32(1))]
-        else:
-            raise ValueError(f"no ONNX builder for micro-benchmark {bench.name!r}")
-    node = helper.make_node(op, ins, ["out"], **attrs)
-    graph_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
-                    for n, a in feeds.items()]
-    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, None)
-    graph = helper.make_graph([node], bench.name.replace(" ", "_"), graph_inputs, [out], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, 10)   # what this onnxruntime reads
-    model = onnx.shape_inference.infer_shapes(model)
-    return model, feeds
-
-
-# ---- running them ---------------------------------------------------------------------------------------
+# ---- timing and running --------------------------------------------------------------------------------
 
 ROUNDS = 3   # a measurement is the lowest of ROUNDS medians
 
@@ -320,8 +207,33 @@ def time_call(fn, *args, budget_s: float, rounds: int = ROUNDS) -> float:
                        progress=False).p50_s for r in range(rounds))
 
 
-def _time(fn, *args, budget_s: float) -> float:
-    return time_call(fn, *args, budget_s=budget_s)
+def as_model(module):
+    """`module` as a one-layer model: a leaf layer (nn.Conv2d) inside an ``nn.Sequential``, so that calling
+    it costs one model call plus one layer, as in any model; an fn_module is already that (its forward
+    calls the function)."""
+    from torch import nn
+
+    return module if hasattr(module, "fn") else nn.Sequential(module)
+
+
+def export_onnx(model, args, path: str) -> None:
+    """ONNX export as calibration and validation both do it: batch axis dynamic, inputs x0, x1, …;
+    the TorchScript exporter (fast), else the dynamo one."""
+    import warnings
+
+    import torch
+
+    names = [f"x{i}" for i in range(len(args))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(model, tuple(args), path, dynamo=False, input_names=names, output_names=["y"],
+                              dynamic_axes={**{n: {0: "batch"} for n in names}, "y": {0: "batch"}},
+                              opset_version=17)
+        except Exception:   # the legacy exporter is deprecated; the dynamo exporter is slower but current
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            torch.onnx.export(model, tuple(args), path, dynamo=True,
+                              dynamic_shapes=tuple({0: batch} for _ in args), verbose=False)
 
 
 def ort_session(model, num_threads: int, optimized_path: str | None = None):
@@ -344,142 +256,11 @@ def ort_session(model, num_threads: int, optimized_path: str | None = None):
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
-def bound(sess, feeds):
-    """An I/O binding of `feeds` and of preallocated outputs: run_with_iobinding then neither converts
-    nor allocates, so a one-node model costs what the node costs inside a bigger model (+ a fixed cost)."""
-    import numpy as np
-    import onnxruntime as ort
-
-    io = sess.io_binding()
-    for name, array in feeds.items():
-        io.bind_cpu_input(name, np.ascontiguousarray(array))
-    for meta, value in zip(sess.get_outputs(), sess.run(None, feeds)):
-        io.bind_ortvalue_output(meta.name, ort.OrtValue.ortvalue_from_numpy(np.empty_like(value)))
-    return io
+def feeds_for(sess, args) -> dict:
+    """ONNX Runtime feeds: the session's inputs, in order, from torch tensors or arrays."""
+    return {meta.name: (a.numpy() if hasattr(a, "numpy") else a) for meta, a in zip(sess.get_inputs(), args)}
 
 
 def layer_work(layers) -> list[tuple[str, str, int, int]]:
     """(op_class, op, flops, bytes) of each profiled layer: what the cost fit sees."""
     return [(lay.op_class, lay.op, int(lay.flops), int(lay.bytes)) for lay in layers]
-
-
-def machine_peaks(runtime: str, num_threads: int, budget_s: float) -> dict:
-    """Matmul FLOP/s per dtype, STREAM-like triad/copy bytes/s, tiny-op and per-call overheads (seconds)."""
-    import torch
-
-    out = {"matmul_flops_per_s": {}}
-    n = 512
-    if runtime == "torch":
-        for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
-            try:
-                a, b = torch.randn(n, n).to(dt), torch.randn(n, n).to(dt)
-                # a slow dtype (no hardware support) is still measured, on a smaller problem
-                m = n if _time(torch.mm, a[:64, :64], b[:64, :64], budget_s=0.01) < 2e-3 else 128
-                s = _time(torch.mm, a[:m, :m], b[:m, :m], budget_s=budget_s)
-                out["matmul_flops_per_s"][name] = 2.0 * m**3 / s
-            except RuntimeError:   # dtype not supported by this build: not a peak of this machine
-                pass
-        relu = torch.nn.ReLU()
-        out["op_overhead_s"] = _time(relu, torch.zeros(1), budget_s=budget_s)
-        # a model call is one module call more than its layers: the top-level module's own
-        out["run_overhead_s"] = _time(fn_module(lambda x: x), torch.zeros(1), budget_s=budget_s)
-    else:
-        import numpy as np
-        from onnx import TensorProto, helper
-
-        def chain(op, k, shapes, inits=()):
-            nodes, prev = [], "x"
-            for i in range(k):
-                nodes.append(helper.make_node(op, [prev, *[n for n, _ in inits]], [f"y{i}"]))
-                prev = f"y{i}"
-            g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shapes)],
-                                  [helper.make_tensor_value_info(prev, TensorProto.FLOAT, None)],
-                                  initializer=[helper.make_tensor("w", TensorProto.FLOAT, a.shape, a.ravel())
-                                               for _, a in inits])
-            model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
-            model.ir_version = min(model.ir_version, 10)
-            return model
-
-        w = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-        sess = ort_session(chain("MatMul", 1, [n, n], [("w", w)]), num_threads)
-        s = _time(sess.run, None, {"x": w}, budget_s=budget_s)
-        out["matmul_flops_per_s"]["fp32"] = 2.0 * n**3 / s
-        # one run = fixed cost + per node; 1 vs 9 chained one-element ReLUs separate the two. Benchmarks run
-        # with I/O binding (no numpy conversion: inside a model, tensors stay in ORT), a model call with
-        # session.run and numpy arrays, as learners call it: "run_overhead_s" is that call's fixed cost.
-        x = np.zeros((1, 1), np.float32)
-        t, t_np = {}, 0.0
-        for k in (1, 9):
-            sess = ort_session(chain("Relu", k, [1, 1]), num_threads)
-            t[k] = _time(sess.run_with_iobinding, bound(sess, {"x": x}), budget_s=budget_s)
-            if k == 1:
-                t_np = _time(sess.run, None, {"x": x}, budget_s=budget_s)
-        per_node = max((t[9] - t[1]) / 8, 0.0)
-        out["op_overhead_s"] = per_node
-        out["bound_overhead_s"] = max(t[1] - per_node, 0.0)
-        out["run_overhead_s"] = max(t_np - per_node, 0.0)
-        del sess
-    # STREAM-like: 3 arrays of 16 Mi floats (64 MiB each), far beyond the caches; torch threads as set
-    big = 16 * 2**20
-    dst, x, y = torch.zeros(big), torch.rand(big), torch.rand(big)
-    out["triad_bytes_per_s"] = 3 * 4 * big / _time(lambda: torch.add(x, y, alpha=3.0, out=dst),
-                                                   budget_s=budget_s)
-    out["copy_bytes_per_s"] = 2 * 4 * big / _time(lambda: dst.copy_(x), budget_s=budget_s)
-    return out
-
-
-def run(runtime: str, quick: bool = False, progress: bool = True, num_threads: int | None = None):
-    """Measure every micro-benchmark for `runtime`; returns (peaks dict, points) where each point is
-    ``(bench, [(op_class, op, flops, bytes) per profiled layer], measured_s)``.
-
-    Benchmarks are measured in ROUNDS passes over the whole list and each keeps its lowest median, so a
-    burst of load from other processes spoils one pass of a few benchmarks, not a benchmark."""
-    import torch
-
-    from labkit.profile import profile
-
-    num_threads = int(num_threads or torch.get_num_threads())
-    budget_s = 0.03 if quick else 0.045   # seconds of samples per benchmark, over all rounds
-    # ONNX exports write attention as MatMul + Softmax (covered by the matmul and elementwise fits), so
-    # ONNX Runtime gets no attention benchmarks
-    todo = [b for b in benches(quick=quick) if runtime == "torch" or b.op_class != "attention"]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=ROUNDS * len(todo) + 1, desc=f"calibrate {runtime}", unit="bench", file=sys.stderr)
-    try:
-        with torch.inference_mode():
-            peaks = machine_peaks(runtime, num_threads, budget_s)
-            if bar is not None:
-                bar.update(1)
-            # torch: a function wrapped in a module pays one module call that a model's forward does not
-            fn_call_s = peaks["run_overhead_s"] if runtime == "torch" else 0.0   # one empty module call
-            cases = []   # (bench, work, fn, args, fixed seconds to subtract)
-            for bench in todo:
-                module, args = torch_case(bench)
-                work = layer_work(profile(module, args if len(args) > 1 else args[0]).layers)
-                if runtime == "torch":
-                    cases.append((bench, work, module, args, fn_call_s if hasattr(module, "fn") else 0.0))
-                    continue
-                model, feeds = onnx_case(bench)
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = os.path.join(tmp, "optimized.onnx")   # the graph ORT actually runs
-                    sess = ort_session(model, num_threads, optimized_path=path)
-                    try:
-                        work = layer_work(profile(path).layers)
-                    except ImportError:   # lk.profile cannot read ONNX yet: the torch twin's work
-                        pass
-                cases.append((bench, work, sess.run_with_iobinding, (bound(sess, feeds),),
-                              peaks["bound_overhead_s"]))
-            best = [math.inf] * len(cases)
-            for _ in range(ROUNDS):
-                for i, (_, _, fn, args, _) in enumerate(cases):
-                    best[i] = min(best[i], time_call(fn, *args, budget_s=budget_s / ROUNDS, rounds=1))
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    points = [(bench, work, max(t - fixed, 0.1 * t)) for (bench, work, _, _, fixed), t in zip(cases, best)]
-    return peaks, points

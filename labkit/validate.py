@@ -26,7 +26,6 @@ import math
 import os
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -139,20 +138,6 @@ def _check(models, runtimes, batches, dtype):
     return models, runtimes, batches
 
 
-def _export(model, x, path: str) -> None:
-    """ONNX export with a dynamic batch axis: the TorchScript exporter (fast), else the dynamo one."""
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            torch.onnx.export(model, (x,), path, dynamo=False, input_names=["x"], output_names=["y"],
-                              dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17)
-        except Exception:   # the legacy exporter is deprecated; the dynamo exporter is slower but current
-            batch = torch.export.Dim("batch", min=1, max=4096)
-            torch.onnx.export(model, (x,), path, dynamo=True, dynamic_shapes=({0: batch},), verbose=False)
-
-
 def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32", progress: bool = True,
              min_time_s: float = 0.3) -> ValidationReport:
     """Predict and measure zoo models here, for torch eager and ONNX Runtime (lab 00).
@@ -171,7 +156,7 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
     from labkit import zoo
     from labkit.calibrate import local_device, threads
     from labkit.estimate import estimate
-    from labkit.microbench import ROUNDS, ort_session, time_call
+    from labkit.microbench import ROUNDS, export_onnx, feeds_for, ort_session, time_call
     from labkit.profile import profile
 
     models, runtimes, batches = _check(models, runtimes, batches, dtype)
@@ -200,10 +185,10 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
                     else:
                         exported = os.path.join(tmp, f"{m}.onnx")
                         if not os.path.exists(exported):
-                            _export(model, zoo.example(m, batch=1), exported)
+                            export_onnx(model, (zoo.example(m, batch=1),), exported)
                         optimized = os.path.join(tmp, f"{m}.b{b}.optimized.onnx")
                         sess = ort_session(exported, n_threads, optimized_path=optimized)
-                        feeds = {sess.get_inputs()[0].name: x.numpy()}
+                        feeds = feeds_for(sess, (x,))
                         cases.append((m, b, profile(optimized, x.numpy(), name=m), sess.run, (None, feeds)))
                     if bar is not None:
                         bar.update(1)

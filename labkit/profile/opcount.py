@@ -49,7 +49,7 @@ FLOPS_PER_INPUT_ELEMENT: dict[str, int] = {
 }
 # Zero-FLOP ops that only move (or re-describe) data.
 MEMORY_OPS = frozenset({
-    "reshape", "view", "flatten", "cat", "stack", "transpose", "permute", "contiguous", "squeeze",
+    "reshape", "view", "flatten", "unflatten", "cat", "stack", "transpose", "permute", "contiguous", "squeeze",
     "unsqueeze", "expand", "slice", "getitem", "split", "chunk", "pad", "cast", "identity", "dropout",
     "embedding", "gather", "broadcast", "copy", "concat", "tile", "repeat", "shape",
 })
