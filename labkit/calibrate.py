@@ -274,8 +274,13 @@ def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
     t0 = time.perf_counter()
     n_threads = threads()
     peaks, points = benchrun.run(runtime, quick=quick, progress=progress, num_threads=n_threads)
+    # the networks (what models look like) and the single ops (what pins each class down) weigh the same
+    is_net = [name.startswith("net") for name, _, _ in points]
+    n_net = sum(is_net)
+    net_w = (len(points) - n_net) / n_net if n_net else 1.0
     fits = costfit.fit(points, min_startup_s=MIN_STARTUP_FRACTION * peaks["tiny_op_s"],
-                       max_flops_per_s=1.5 * max(peaks["matmul_flops_per_s"].values()))
+                       max_flops_per_s=1.5 * max(peaks["matmul_flops_per_s"].values()),
+                       weights=[net_w if net else 1.0 for net in is_net])
     rows, errors = [], {}
     for name, work, measured_s in points:
         predicted_s = costfit.predict(work, fits, call=True)

@@ -4,12 +4,15 @@ Layering: imports numpy and scipy (inside functions) and labkit.targets (OpFit);
 
 The model is labkit.estimate's, for a model call of layers l = 1..L:
 
-    t_call = call_s + sum_l  startup(l) + max(flops_l / flops_per_s(l), bytes_l / bytes_per_s(l))
+    t_call = call_s + sum_l  startup(l) + flops_l / flops_per_s(l) + bytes_l / bytes_per_s(l)
 
 where (startup, flops_per_s, bytes_per_s) is the fit of the layer's op ("pool/maxpool") if there is one,
 else of its op class ("pool") — Hockney's r∞ / n½ idea, one per kernel family — and ``call_s`` (the fit
 keyed "call") is the fixed cost of calling a model once (the top module's ``__call__``, ORT's
-``session.run`` with its numpy conversions).
+``session.run`` with its numpy conversions). Compute and memory *add* (OpFit.overlap = False): on this
+kind of CPU, small kernels do not overlap them (torch's convs, for one, reorder their input and output
+to a blocked layout before and after the arithmetic); on held-out random networks the sum predicted
+better than max(compute, memory) did, for both runtimes.
 
 Every benchmark is a model call: a single op, or a random synthetic network of tens of layers. All the
 parameters are fitted *jointly*, so a network's total time constrains every class in it at once:
@@ -41,8 +44,11 @@ def fit_for(fits: Mapping[str, OpFit], op_class: str, op: str) -> OpFit:
 
 
 def layer_s(fit: OpFit, flops: float, nbytes: float) -> float:
-    """Seconds for one layer under `fit`: start-up + max(compute, memory) (labkit.estimate.layer_time)."""
-    return fit.startup_s + max(flops / fit.flops_per_s if flops else 0.0, nbytes / fit.bytes_per_s if nbytes else 0.0)
+    """Seconds for one layer under `fit`: start-up + compute + memory, or + max(compute, memory) for a fit
+    with ``overlap=True`` (labkit.estimate.layer_time)."""
+    compute_s = flops / fit.flops_per_s if flops else 0.0
+    memory_s = nbytes / fit.bytes_per_s if nbytes else 0.0
+    return fit.startup_s + (max(compute_s, memory_s) if fit.overlap else compute_s + memory_s)
 
 
 def predict(work, fits: Mapping[str, OpFit], call: bool = False) -> float:
@@ -58,17 +64,20 @@ def predict(work, fits: Mapping[str, OpFit], call: bool = False) -> float:
 
 
 def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, with_call: bool = True,
-        ) -> dict[str, OpFit]:
+        weights=None, overlap: bool = False) -> dict[str, OpFit]:
     """Fit every op class (and every op with enough layers) jointly on `points`.
 
     `points`: (name, work, measured_s) with work a list of (op_class, op, flops, bytes) per layer; each
     point is one model call (``call_s`` counted once when `with_call`, fitted as the "call" key).
-    Returns {op_class: OpFit, "op_class/op": OpFit, ..., "call": OpFit(call_s, ...)}.
+    `weights` (one per point) weigh the squared residuals; `overlap` picks max(compute, memory) over their
+    sum. Returns {op_class: OpFit, "op_class/op": OpFit, ..., "call": OpFit(call_s, ...)}.
     """
     import numpy as np
     from scipy.optimize import least_squares
 
-    points = [p for p in points if p[2] > 0]
+    keep = [i for i, p in enumerate(points) if p[2] > 0]
+    point_w = np.sqrt(np.array([1.0 if weights is None else float(weights[i]) for i in keep]))  # on squared residuals
+    points = [points[i] for i in keep]
     classes = sorted({w[0] for _, work, _ in points for w in work})
     op_layers: dict[tuple[str, str], int] = {}
     for _, work, _ in points:
@@ -110,12 +119,13 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         call, cls, delta = unpack(x)
         p = layer_params(cls, delta)
         compute, memory = lay_f / p[:, 1], lay_b / p[:, 2]
-        total = np.bincount(lay_point, weights=p[:, 0] + np.maximum(compute, memory), minlength=len(t))
+        work_s = compute + memory if not overlap else np.maximum(compute, memory)
+        total = np.bincount(lay_point, weights=p[:, 0] + work_s, minlength=len(t))
         return np.exp(call), p[:, 0], compute, memory, total + np.exp(call), delta
 
     def residuals(x):
         _, _, _, _, total, delta = layer_terms(x)
-        return np.concatenate([np.log(total / t), PRIOR_WEIGHT * delta.ravel()])
+        return np.concatenate([point_w * np.log(total / t), PRIOR_WEIGHT * delta.ravel()])
 
     # the Jacobian by hand (a numerical one costs a residual per parameter): d log(total_p) / d x =
     # (d total_p / d x) / total_p, with d startup / d log startup = startup, d (f / F) / d log F = -f / F
@@ -127,17 +137,20 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
 
     def jacobian(x):
         call_s, startup, compute, memory, total, _ = layer_terms(x)
-        bound_c = compute >= memory
         d = np.zeros((len(lay_point), 3))                          # d layer_s / d (log s, log F, log B)
         d[:, 0] = startup
-        d[rows, np.where(bound_c, 1, 2)] = -np.where(bound_c, compute, memory)
+        if not overlap:
+            d[:, 1], d[:, 2] = -compute, -memory
+        else:
+            bound_c = compute >= memory
+            d[rows, np.where(bound_c, 1, 2)] = -np.where(bound_c, compute, memory)
         jac = np.zeros((len(t) + 3 * n_o, n_x))
         # scatter-add each layer's derivatives into its point's row: one bincount over (point, column)
         data = np.concatenate([d.ravel(), d[has_op].ravel()])
         jac[:len(t)] = np.bincount(flat_ix, weights=data, minlength=len(t) * n_x).reshape(len(t), n_x)
         if with_call:
             jac[:len(t), 0] = call_s
-        jac[:len(t)] /= total[:, None]
+        jac[:len(t)] *= (point_w / total)[:, None]
         jac[len(t):, 1 + 3 * n_c:] = PRIOR_WEIGHT * np.eye(3 * n_o)
         return jac
 
@@ -155,9 +168,9 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         if best is None or sol.cost < best.cost:
             best = sol
     call, cls, delta = unpack(best.x)
-    fits = {c: OpFit(*(float(v) for v in np.exp(cls[i]))) for i, c in enumerate(classes)}
+    fits = {c: OpFit(*(float(v) for v in np.exp(cls[i])), overlap=overlap) for i, c in enumerate(classes)}
     for (c, op), i in op_ix.items():
-        fits[f"{c}/{op}"] = OpFit(*(float(v) for v in np.exp(cls[cls_ix[c]] + delta[i])))
-    if with_call:
-        fits["call"] = OpFit(float(np.exp(call)), max_flops_per_s, 1e13)   # its rates are never used
+        fits[f"{c}/{op}"] = OpFit(*(float(v) for v in np.exp(cls[cls_ix[c]] + delta[i])), overlap=overlap)
+    if with_call:   # its rates are never used: labkit.estimate adds its start-up once per model call
+        fits["call"] = OpFit(float(np.exp(call)), max_flops_per_s, 1e13, overlap=overlap)
     return fits

@@ -12,7 +12,9 @@ The model (DESIGN.md §3), per layer, at the requested batch and dtype:
 * systolic arrays (``device.array`` set, layers with a ``gemm``): the compute term is divided by the array
   utilisation of labkit.systolic (padding to the array, fill and drain).
 * calibrated devices (``device.fits``, e.g. ``lk.device("local")``): a layer whose op class was fitted costs
-  ``startup_s + max(flops / flops_per_s, bytes / bytes_per_s)``; other classes fall back to the roofline.
+  ``startup_s + max(flops / flops_per_s, bytes / bytes_per_s)``, or ``startup_s + flops / flops_per_s +
+  bytes / bytes_per_s`` for a fit with ``overlap=False`` (labkit.calibrate's: on a CPU, small kernels do not
+  overlap their data movement with their arithmetic); other classes fall back to the roofline.
   A fit keyed ``"<op_class>/<op>"`` (e.g. ``"pool/maxpool"``) takes precedence over its class's; a fit keyed
   ``"call"`` is the fixed cost of one model call (framework entry, ORT's ``session.run``), added once.
   A fit holds for the dtype it was measured at; at another dtype only its bytes term changes.
@@ -191,6 +193,8 @@ def layer_time(layer, device, dtype: str = "fp32") -> tuple[float, str]:
         memory_s = nbytes / (device.mem_bw_bytes_per_s * device.eff_mem) if nbytes else 0.0
         startup_s = device.overhead_s
     bound = "compute" if compute_s > memory_s else "memory"
+    if fit is not None and not getattr(fit, "overlap", True):   # a CPU fit: no overlap, the two add up
+        return startup_s + compute_s + memory_s, bound
     return startup_s + max(compute_s, memory_s), bound
 
 

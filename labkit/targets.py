@@ -27,11 +27,14 @@ LOCAL_NAMES = {"local": "torch", "local-ort": "onnxruntime"}
 @dataclass(frozen=True)
 class OpFit:
     """A fitted cost for one op class on a calibrated device (Hockney's r∞ / n½ idea):
-    ``t = startup_s + max(flops / flops_per_s, bytes / bytes_per_s)``."""
+    ``t = startup_s + max(flops / flops_per_s, bytes / bytes_per_s)``, or with ``overlap=False`` (compute
+    and data movement one after the other, as small CPU kernels run: labkit.calibrate's fits)
+    ``t = startup_s + flops / flops_per_s + bytes / bytes_per_s``."""
 
     startup_s: float
     flops_per_s: float
     bytes_per_s: float
+    overlap: bool = True
 
 
 def _check_number(owner: str, what: str, value, *, positive: bool, allowed: str) -> None:
