@@ -25,8 +25,8 @@ import tempfile
 
 from labkit import microbench
 
-NET_SEEDS = tuple(range(100, 132))       # random synthetic networks timed by a full calibration
-QUICK_NET_SEEDS = tuple(range(100, 110))
+NET_SEEDS = tuple(range(100, 124))       # random synthetic networks timed by a full calibration
+QUICK_NET_SEEDS = tuple(range(100, 106))
 BUDGET_S = {False: 0.045, True: 0.03}    # seconds of samples per benchmark (over all rounds), by quick
 
 
@@ -107,7 +107,7 @@ def _models(quick: bool, net_seeds=None):
     out = []
     specs = {}
     for bench in microbench.benches(quick=quick, batches=(1,)):
-        specs[bench.name[:-3]] = bench                       # name without " b1"
+        specs[bench.name.rsplit(" b", 1)[0]] = bench             # the name without its " b1"
     for name, bench in specs.items():
         def build(b, bench=bench):
             module, args = microbench.torch_case(microbench.Bench(bench.op_class, bench.name, b, bench.spec))

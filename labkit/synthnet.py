@@ -117,6 +117,10 @@ def _near(rng, c, factors=(0.5, 1, 1, 1.5, 2, 2, 3, 4, 6)):
     return min(WIDTHS, key=lambda w: abs(w - target))
 
 
+class _OverBudget(Exception):
+    """A block would take the network past MAX_MACS per sample."""
+
+
 def _image_net(rng):
     """Conv / depthwise / pool / residual blocks on a (C, H, W) image, a pooled linear head."""
     nn, Residual, _, Head, _, _ = _nn()
@@ -124,10 +128,14 @@ def _image_net(rng):
     hw, macs = hw0, 0
 
     def conv_unit(ci, co, k, stride, groups=1):
-        """conv (+ batchnorm) (+ activation); counts MACs per sample and the new map size."""
+        """conv (+ batchnorm) (+ activation); counts MACs per sample and the new map size. Raises
+        _OverBudget (and changes nothing) if the conv would take the net past MAX_MACS."""
         nonlocal hw, macs
-        hw = (hw + stride - 1) // stride
-        macs += hw * hw * co * (ci // groups) * k * k
+        hw_out = (hw + stride - 1) // stride
+        cost = hw_out * hw_out * co * (ci // groups) * k * k
+        if macs + cost > MAX_MACS and macs:
+            raise _OverBudget
+        hw, macs = hw_out, macs + cost
         parts = [nn.Conv2d(ci, co, k, stride, k // 2, groups=groups, bias=rng.random() < 0.3)]
         if rng.random() < 0.75:
             parts.append(nn.BatchNorm2d(co))
@@ -138,34 +146,37 @@ def _image_net(rng):
     c = rng.choice([8, 16, 24, 32])
     blocks = [nn.Sequential(*conv_unit(c_in, c, 3, 1))]
     for _ in range(rng.randint(3, 12)):
-        if macs > MAX_MACS:
-            break
         kind = rng.choices(["conv", "dw", "pool", "residual", "plain"], weights=[4, 3, 1, 3, 1])[0]
         stride = 2 if hw >= 4 and rng.random() < 0.3 else 1
-        if kind == "pool" and hw >= 4:
-            blocks.append(nn.MaxPool2d(2) if rng.random() < 0.7 else nn.AvgPool2d(2))
-            hw //= 2
-        elif kind == "conv":
-            co = _near(rng, c)
-            blocks.append(nn.Sequential(*conv_unit(c, co, rng.choice([1, 3, 3]), stride)))
-            c = co
-        elif kind == "dw":
-            blocks.append(nn.Sequential(*conv_unit(c, c, 3, stride, groups=c)))
-        elif kind == "residual":          # a shape-keeping body of 1-3 units, summed with its input
-            body, mid = [], c
-            for j in range(3):
-                last = j == 2 or rng.random() < 0.4
-                co = c if last else _near(rng, c, (1, 2, 4, 6))
-                if co == mid and rng.random() < 0.4:
-                    body += conv_unit(mid, mid, 3, 1, groups=mid)
-                else:
-                    body += conv_unit(mid, co, rng.choice([1, 3]), 1)
-                mid = co
-                if last:
-                    break
-            blocks.append(Residual(nn.Sequential(*body), _act(nn, rng) if rng.random() < 0.4 else None))
-        else:                              # a batchnorm or an activation on its own
-            blocks.append(nn.BatchNorm2d(c) if rng.random() < 0.5 else _act(nn, rng))
+        hw_before, macs_before = hw, macs
+        try:
+            if kind == "pool" and hw >= 4:
+                blocks.append(nn.MaxPool2d(2) if rng.random() < 0.7 else nn.AvgPool2d(2))
+                hw //= 2
+            elif kind == "conv":
+                co = _near(rng, c)
+                blocks.append(nn.Sequential(*conv_unit(c, co, rng.choice([1, 3, 3]), stride)))
+                c = co
+            elif kind == "dw":
+                blocks.append(nn.Sequential(*conv_unit(c, c, 3, stride, groups=c)))
+            elif kind == "residual":          # a shape-keeping body of 1-3 units, summed with its input
+                body, mid = [], c
+                for j in range(3):
+                    last = j == 2 or rng.random() < 0.4
+                    co = c if last else _near(rng, c, (1, 2, 4, 6))
+                    if co == mid and rng.random() < 0.4:
+                        body += conv_unit(mid, mid, 3, 1, groups=mid)
+                    else:
+                        body += conv_unit(mid, co, rng.choice([1, 3]), 1)
+                    mid = co
+                    if last:
+                        break
+                blocks.append(Residual(nn.Sequential(*body), _act(nn, rng) if rng.random() < 0.4 else None))
+            else:                              # a batchnorm or an activation on its own
+                blocks.append(nn.BatchNorm2d(c) if rng.random() < 0.5 else _act(nn, rng))
+        except _OverBudget:   # the block would make the net too slow to time: stop here
+            hw, macs = hw_before, macs_before
+            break
     head = [Head(rng.random() < 0.3)]
     if rng.random() < 0.3:
         hidden = _near(rng, c)

@@ -11,6 +11,9 @@ import labkit as lk
 
 calibrate_mod = importlib.import_module("labkit.calibrate")
 microbench = importlib.import_module("labkit.microbench")
+benchrun = importlib.import_module("labkit.benchrun")
+costfit = importlib.import_module("labkit.costfit")
+synthnet = importlib.import_module("labkit.synthnet")
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +23,13 @@ def cache(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("LABKIT_CACHE_DIR", str(path))
     calls = {"n": 0}
-    real_time = microbench.time_call
+    real_time = benchrun._time
 
     def counting_time(*args, **kwargs):
         calls["n"] += 1
         return real_time(*args, **kwargs)
 
-    mp.setattr(microbench, "time_call", counting_time)
+    mp.setattr(benchrun, "_time", counting_time)
     cal = calibrate_mod.calibrate("torch", quick=True, progress=False)
     yield path, cal, calls
     mp.undo()
@@ -62,19 +65,20 @@ def test_second_call_loads_from_cache_without_measuring(cache):
 def test_force_measures_again(cache, monkeypatch):
     _, cal, _ = cache
     monkeypatch.setattr(microbench, "benches", lambda quick=False, batches=(1, 32): [
-        microbench.Bench("elementwise", "relu", 1, ("relu", (64,))),
-        microbench.Bench("elementwise", "relu", 32, ("relu", (64,)))])
+        microbench.Bench("elementwise", "relu b1", 1, ("relu", (64,)))])
+    monkeypatch.setattr(benchrun, "QUICK_NET_SEEDS", ())             # single ops only
     n = {"k": 0}
-    real = microbench.time_call
+    real = benchrun._time
 
     def counting(*a, **k):
         n["k"] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(microbench, "time_call", counting)
+    monkeypatch.setattr(benchrun, "_time", counting)
     monkeypatch.setenv("LABKIT_CACHE_DIR", str(cache[0] / "forced"))
     fresh = calibrate_mod.calibrate("torch", force=True, quick=True, progress=False)
     assert n["k"] > 0 and set(fresh.fits) == {"elementwise", "call"}
+    assert [p[0] for p in fresh.points] == ["relu b1", "relu b32"]
 
 
 def test_cache_key_changes_with_threads():
@@ -92,11 +96,18 @@ def test_cache_key_changes_with_threads():
 def test_fit_predicts_its_own_micro_benchmarks(cache):
     _, cal, _ = cache
     errors = [abs(pred - meas) / meas for *_, meas, pred in cal.points]
-    assert len(errors) == len(microbench.benches(quick=True))
-    # and the stored predictions are the fitted formula's (an independent recomputation per point)
-    for name, cls, op, _, flops, nbytes, _, pred in cal.points:
-        f = cal.fits.get(f"{cls}/{op}") or cal.fits[cls]
-        assert pred == pytest.approx(f.startup_s + max(flops / f.flops_per_s, nbytes / f.bytes_per_s)), name
+    n_nets = sum(1 for p in cal.points if p[1] == "net")
+    assert n_nets == 2 * len(benchrun.QUICK_NET_SEEDS)
+    assert len(errors) == len(microbench.benches(quick=True)) + n_nets
+    # the stored predictions are the fitted formula's: an independent recomputation for each one-layer point
+    # (torch: every single-op benchmark is one layer), call cost once, compute and memory added
+    call = cal.fits["call"].startup_s
+    for name, label, keys, _, flops, nbytes, _, pred in cal.points:
+        if label == "net":
+            continue
+        own = [k for k in keys.split(";") if "/" in k]        # the op's own fit if it has one, else its class's
+        f = cal.fits[own[0] if own else keys]
+        assert pred == pytest.approx(call + f.startup_s + flops / f.flops_per_s + nbytes / f.bytes_per_s), name
     assert sorted(errors)[len(errors) // 2] < 0.5            # loose: a noisy, shared machine
 
 
@@ -109,25 +120,67 @@ def test_estimate_on_local_device_matches_calibration_formula(cache):
     assert any(f"{b.op_class}/" in k for b in picked for k in cal.fits)
     for bench in picked:
         module, args = microbench.torch_case(bench)
-        prof = lk.profile(module, args if len(args) > 1 else args[0])
-        expected = calibrate_mod.predict(microbench.layer_work(prof.layers), cal.fits)
-        expected += cal.fits["call"].startup_s                 # once per model call
+        prof = lk.profile(microbench.as_model(module), args if len(args) > 1 else args[0])
+        expected = calibrate_mod.predict(microbench.layer_work(prof.layers), cal.fits, call=True)
         assert lk.estimate(prof, dev).latency_s == pytest.approx(expected, rel=1e-9)
+    net, x = synthnet.random_net(3, batch=4)               # and on a whole network, at another batch
+    prof = lk.profile(net, x)
+    expected = calibrate_mod.predict(benchrun.scaled_work(prof.layers, 8), cal.fits, call=True)
+    assert lk.estimate(prof, dev, batch=32).latency_s == pytest.approx(expected, rel=1e-4)
 
 
-def test_fit_recovers_known_parameters():
-    # synthetic points from a known OpFit: the least-squares fit must find it again
+def test_fit_recovers_known_parameters(monkeypatch):
+    # synthetic model calls from known fits (two classes, one op with its own fit, a call cost): the joint
+    # least-squares fit must find every parameter again (without the pull of ops towards their class)
     from labkit.targets import OpFit
 
-    truth = OpFit(startup_s=5e-6, flops_per_s=2e10, bytes_per_s=1e10)
+    monkeypatch.setattr(costfit, "PRIOR_WEIGHT", 1e-6)
+    truth = {"conv": OpFit(5e-6, 2e10, 1e10, overlap=False), "norm": OpFit(2e-6, 5e9, 3e10, overlap=False),
+             "norm/layernorm": OpFit(4e-6, 2e9, 3e10, overlap=False), "call": OpFit(3e-6, 1, 1, overlap=False)}
+    sizes = [(1e3, 1e5), (1e6, 1e4), (1e7, 1e5), (1e8, 1e6), (1e4, 1e7), (1e5, 1e3), (3e7, 3e6), (1e2, 1e2)]
     points = []
-    for flops, nbytes in [(1e3, 1e5), (1e6, 1e4), (1e7, 1e5), (1e8, 1e6), (1e4, 1e7), (1e5, 1e3)]:
-        work = [("conv", "conv2d", int(flops), int(nbytes))]
-        points.append((None, work, calibrate_mod.predict(work, {"conv": truth})))
-    got = calibrate_mod.fit(points)["conv"]
-    assert got.startup_s == pytest.approx(truth.startup_s, rel=1e-3)
-    assert got.flops_per_s == pytest.approx(truth.flops_per_s, rel=1e-3)
-    assert got.bytes_per_s == pytest.approx(truth.bytes_per_s, rel=1e-3)
+    for i, (flops, nbytes) in enumerate(sizes):
+        for k in range(1, 4):   # k convs then k norms (batchnorm and layernorm): several layers per call
+            work = [("conv", "conv2d", int(flops * k), int(nbytes))] * k
+            work += [("norm", "batchnorm", int(nbytes / 3), int(nbytes * k))] * (i % 3)
+            work += [("norm", "layernorm", int(nbytes / 2), int(nbytes / k))] * (k % 2 + 1)
+            points.append((f"p{i}.{k}", work, costfit.predict(work, truth, call=True)))
+    got = costfit.fit(points)
+    assert got["call"].startup_s == pytest.approx(truth["call"].startup_s, rel=1e-3)
+    for cls, op in [("conv", "conv2d"), ("norm", "batchnorm"), ("norm", "layernorm")]:
+        have, want = costfit.fit_for(got, cls, op), costfit.fit_for(truth, cls, op)   # what each op costs
+        for field in ("startup_s", "flops_per_s", "bytes_per_s"):
+            assert getattr(have, field) == pytest.approx(getattr(want, field), rel=1e-3), (op, field)
+    assert not got["conv"].overlap
+
+
+def test_estimate_adds_compute_and_memory_for_a_cpu_fit():
+    # OpFit.overlap=False (what calibration fits): start-up + compute + memory; True: start-up + max(...)
+    from labkit.targets import Device, OpFit
+
+    prof = lk.profile(torch.nn.Linear(256, 128), torch.zeros(8, 256))
+    lay = prof.layers[0]
+    for overlap in (False, True):
+        fit = OpFit(2e-6, 1e10, 4e9, overlap=overlap)
+        dev = Device("cpu-fit", "local", "x", {"fp32": 1e11}, 1e10, 1e9, 1, 2, fits={"matmul": fit})
+        compute, memory = lay.flops / 1e10, lay.bytes / 4e9
+        want = 2e-6 + (max(compute, memory) if overlap else compute + memory)
+        assert lk.estimate(prof, dev).latency_s == pytest.approx(want, rel=1e-9)
+
+
+def test_random_nets_are_seeded_small_and_profilable():
+    net, x = synthnet.random_net(7, batch=2)
+    again, x2 = synthnet.random_net(7, batch=2)
+    assert torch.equal(x, x2) and torch.equal(net(x), again(x2))            # same seed, same net and weights
+    kinds = set()
+    for seed in range(100, 112):
+        net, x = synthnet.random_net(seed, batch=1)
+        prof = lk.profile(net, x)
+        kinds.add(x.dtype)
+        assert len(prof.layers) >= 3 and prof.macs <= 1.5 * synthnet.MAX_MACS, seed
+    assert kinds == {torch.float32, torch.int64}                              # image/vector and token nets
+    with pytest.raises(ValueError, match="image"):
+        synthnet.random_net(0, kind="imag")
 
 
 def test_unknown_runtime_is_a_clear_error():
