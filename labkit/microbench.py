@@ -6,11 +6,9 @@ zoo: the calibration is fitted on these synthetic ops only, never on the models 
 Each benchmark is one op of one op class (DESIGN.md §3) at one shape, sized to span the small lab models at
 batch 1 and 32: 3x3 and 1x1 convs of 1..160 channels on 2x2..32x32 maps, depthwise convs, linears from
 10 to 1024 features on 1..1024 rows, SDPA attention, element-wise, norms, pooling and memory ops.
-For torch a benchmark is a tiny ``nn.Module`` plus its example input; for ONNX Runtime the same op
-written as a one-node ONNX graph with ``onnx.helper``, run with I/O binding (inside a model, tensors stay
-in ORT; a model's one conversion from and to numpy is the "call" overhead). Each benchmark is profiled
-with lk.profile (the ONNX one after ORT's graph optimisation), so FLOPs and bytes are defined exactly as
-for the models we predict, and timed with ``time_call``.
+A benchmark is a tiny ``nn.Module`` plus its example input; labkit.benchrun times it as a one-layer model
+(``as_model``) in torch, and exported to ONNX (``export_onnx``, as ``labkit validate`` exports the zoo) in
+ONNX Runtime, whose optimised graph is what gets profiled. Both use ``time_call``'s timing rule.
 """
 
 from __future__ import annotations
