@@ -34,8 +34,10 @@ _API = {
     "Calibration": "labkit.calibrate:Calibration",
     "validate": "labkit.validate:validate",
     "check": "labkit.check:check",
+    "partition": "labkit.partition:partition",
+    "Plan": "labkit.partition:Plan",
 }
-_SUBMODULES = {"plot", "zoo", "carbon", "systolic"}
+_SUBMODULES = {"plot", "zoo", "carbon", "systolic", "widgets"}
 
 __all__ = sorted([*_API, *_SUBMODULES])
 
@@ -47,6 +49,7 @@ from labkit.calibrate import calibrate as calibrate  # noqa: E402
 from labkit.check import check as check  # noqa: E402
 from labkit.estimate import estimate as estimate  # noqa: E402
 from labkit.measure import measure as measure  # noqa: E402
+from labkit.partition import partition as partition  # noqa: E402
 from labkit.profile import profile as profile  # noqa: E402
 from labkit.validate import validate as validate  # noqa: E402
 
