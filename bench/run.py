@@ -1,0 +1,241 @@
+"""``make bench``: measure the budgets of DESIGN.md §5 on this machine and print each figure beside its budget.
+
+What it measures (each in its own fresh process or kernel, as a learner or instructor would meet it):
+- every solution notebook, top to bottom in a fresh kernel: wall time and peak RSS of the kernel with its
+  children (Ray workers included), against 60 s and 1.5 GiB per lab. Notebooks run with an empty calibration
+  cache, so lab 00 pays the first-use calibration a new learner pays. Then again pinned to one CPU with one
+  thread, as on Binder (CPU_LIMIT=1, binder/start), against Binder's 2 GB;
+- calibration: ``labkit calibrate --quick --runtime torch`` (what lab 00 triggers at first use) and the full
+  ``labkit calibrate`` (both runtimes), each from a fresh cache, as wall time of the whole command;
+- ``labkit grade`` throughput on 1 and 2 workers, over N copies of lab 00's solution;
+- ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile.
+
+Benchmarks are not tests: this script reports, and exits 0 even when a figure is over budget. It writes
+bench/results/bench-<time>.json (and latest.json). Timings on a shared or busy machine are noisy: the load
+average is recorded before and after.
+
+    .venv/bin/python bench/run.py                  # everything (~5 min on 2 cores)
+    .venv/bin/python bench/run.py --grade-copies 2 --no-full-calibration
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from notebook_run import kernel_env, run_notebook  # noqa: E402
+from synthetic import layered_profile  # noqa: E402
+
+GIB = 1024**3
+NOTEBOOK_BUDGET = {"wall_s": 60.0, "peak_rss_bytes": 1.5 * GIB}   # DESIGN.md §5, every lab unless overridden
+NOTEBOOK_OVERRIDES: dict[str, dict] = {}                          # e.g. {"09": {"wall_s": 90.0}} if a lab's issue says so
+PARTITION_BUDGET_S = 0.100   # lab 06's issue: lk.partition on a 1,000-layer DAG in <= 100 ms
+ESTIMATE_BUDGET_S = 0.050    # lk.estimate's issue: a 1,000-layer profile in < 50 ms
+BINDER_MEMORY_BYTES = 2 * 10**9   # mybinder.org's 2 GB (DESIGN.md §1)
+LABKIT = str(Path(sys.executable).parent / "labkit")
+
+
+def _row(what: str, value: float | None, unit: str, budget: float | None = None, note: str = "") -> dict:
+    over = None if value is None or budget is None else value > budget
+    return {"what": what, "value": value, "unit": unit, "budget": budget, "over_budget": over, "note": note}
+
+
+def _timed(cmd: list[str], env: dict[str, str], timeout_s: float) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    return time.perf_counter() - t0, out
+
+
+def bench_calibration(tmp: Path, full: bool) -> list[dict]:
+    rows = []
+    runs = [("calibrate --quick (torch): lab 00's first use", ["--quick", "--runtime", "torch"])]
+    if full:
+        runs.append(("calibrate (full, torch + onnxruntime)", ["--runtime", "all"]))
+    for i, (what, args) in enumerate(runs):
+        env = kernel_env(tmp / f"calibration-cache-{i}")      # empty: a real measurement, not a cache hit
+        seconds, out = _timed([LABKIT, "calibrate", *args], env, timeout_s=900)
+        note = "" if out.returncode == 0 else f"exit {out.returncode}: {out.stderr.strip()[-200:]}"
+        rows.append(_row(what, seconds, "s", note=note))
+    return rows
+
+
+def bench_notebooks(tmp: Path, binder: bool) -> list[dict]:
+    """Every solution notebook on this machine's CPUs against the budgets; then, with `binder`, again on one
+    CPU and one thread (Binder's CPU_LIMIT=1, as binder/start sets it) against Binder's 2 GB."""
+    work = tmp / "notebooks"
+    shutil.copytree(ROOT / "solutions", work)           # notebooks may write files: never into the repo
+    passes = [("", None, {}, tmp / "notebook-cache")]
+    if binder:
+        passes.append((" [1 CPU, as Binder]", {min(os.sched_getaffinity(0))},
+                       {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, tmp / "binder-cache"))
+    rows = []
+    for label, cpus, extra_env, cache in passes:
+        env = {**kernel_env(cache), **extra_env}          # empty cache: lab 00 calibrates at first use, like a new learner
+        for path in sorted(work.glob("[0-9][0-9]_*.ipynb")):
+            lab = path.name[:2]
+            budget = {**NOTEBOOK_BUDGET, **NOTEBOOK_OVERRIDES.get(lab, {})}
+            print(f"  running {path.name}{label} ...", flush=True)
+            cached_before = len(list(cache.glob("calibration-*.json"))) if cache.is_dir() else 0
+            run = run_notebook(path, env, cpus=cpus)
+            calibrated = (len(list(cache.glob("calibration-*.json"))) if cache.is_dir() else 0) > cached_before
+            note = f"{run.cells} code cells, at most {run.peak_processes} process(es)"
+            note += "; calibrated this machine at first use" if calibrated else ""
+            if run.error:
+                note = f"FAILED: {run.error}"
+            if cpus is None:
+                rows.append(_row(f"{path.name}: wall", run.wall_s, "s", budget["wall_s"], note))
+                rows.append(_row(f"{path.name}: peak RSS (kernel + children)", run.peak_rss_bytes, "bytes",
+                                 budget["peak_rss_bytes"], "sum of RSS: an upper bound"))
+            else:   # Binder: no time budget is set for one CPU; its memory limit is 2 GB
+                rows.append(_row(f"{path.name}{label}: wall", run.wall_s, "s", None, note))
+                rows.append(_row(f"{path.name}{label}: peak RSS", run.peak_rss_bytes, "bytes", BINDER_MEMORY_BYTES,
+                                 "Binder's memory limit"))
+    return rows
+
+
+def bench_grading(tmp: Path, copies: int) -> list[dict]:
+    subs = tmp / "submissions"
+    subs.mkdir()
+    for i in range(copies):
+        shutil.copy(ROOT / "solutions" / "00_orientation.ipynb", subs / f"student{i:02d}.ipynb")
+    env = kernel_env(tmp / "notebook-cache")            # calibrated by lab 00 above (or calibrates once here)
+    rows = []
+    for workers in (1, 2):
+        out_dir = tmp / f"graded-{workers}"
+        seconds, out = _timed([LABKIT, "grade", "--lab", "00", "--out", str(out_dir), "--workers", str(workers),
+                               "--quiet", str(subs)], env, timeout_s=1800)
+        note = f"{copies} copies of lab 00's solution"
+        book = out_dir / "gradebook.csv"
+        if book.is_file():
+            graded = list(csv.DictReader(book.open()))
+            full = sum(r["status"] == "graded" and float(r["score"]) == float(r["max_score"]) > 0 for r in graded)
+            note += f"; {full}/{len(graded)} full marks"
+        if out.returncode != 0:
+            note += f"; exit {out.returncode}: {out.stderr.strip()[-200:]}"
+        rows.append(_row(f"labkit grade, {workers} worker{'s' if workers > 1 else ''}", copies / seconds * 60,
+                         "submissions/min", note=note + f" in {seconds:.1f} s"))
+    return rows
+
+
+def _median_s(fn, repeat: int = 7) -> tuple[float, float]:
+    """(first call, median of the next `repeat`) in seconds."""
+    times = []
+    for _ in range(repeat + 1):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times[0], statistics.median(times[1:])
+
+
+def bench_simulator() -> list[dict]:
+    import labkit as lk
+
+    prof = layered_profile(1000)
+    rows = []
+    for device, dtype in (("h100-sxm", "fp32"), ("tpu-v5e", "bf16")):
+        first, med = _median_s(lambda d=device, t=dtype: lk.estimate(prof, d, t))
+        rows.append(_row(f"lk.estimate, 1,000 layers, {device} {dtype}", med, "s", ESTIMATE_BUDGET_S,
+                         f"median of 7; first call {first * 1e3:.0f} ms"))
+    try:
+        from labkit.partition import partition
+    except ImportError as exc:
+        rows.append(_row("lk.partition, 1,000-layer DAG", None, "s", PARTITION_BUDGET_S,
+                         f"skipped: labkit.partition is not here ({exc})"))
+        return rows
+    for link in ("lte", "wifi"):
+        plan = partition(prof, edge="jetson-orin-nano", cloud="h100-sxm", link=link)
+        first, med = _median_s(lambda li=link: partition(prof, edge="jetson-orin-nano", cloud="h100-sxm", link=li))
+        rows.append(_row(f"lk.partition, 1,000-layer DAG, {link}", med, "s", PARTITION_BUDGET_S,
+                         f"median of 7; first call {first * 1e3:.0f} ms; {plan.method}, "
+                         f"{len(plan.cloud_layers)} layers in the cloud"))
+    return rows
+
+
+def machine() -> dict:
+    import psutil
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count()
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": cpus,
+            "memory_bytes": psutil.virtual_memory().total, "loadavg_before": os.getloadavg()}
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "bytes":
+        return f"{value / GIB:.2f} GiB"
+    if unit == "s":
+        return f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.1f} s"
+    return f"{value:.1f} {unit}"
+
+
+def table(rows: list[dict]) -> str:
+    width = max(len(r["what"]) for r in rows)
+    lines = [f"{'what':<{width}}  {'measured':>12}  {'budget':>10}  {'':4}  note", "-" * (width + 36)]
+    for r in rows:
+        flag = "" if r["over_budget"] is None else ("OVER" if r["over_budget"] else "ok")
+        lines.append(f"{r['what']:<{width}}  {_fmt(r['value'], r['unit']):>12}  {_fmt(r['budget'], r['unit']):>10}"
+                     f"  {flag:4}  {r['note']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--grade-copies", type=int, default=4, help="lab 00 submissions to grade (default 4)")
+    parser.add_argument("--no-full-calibration", action="store_true", help="time only the quick calibration")
+    parser.add_argument("--no-binder", action="store_true", help="skip the notebooks' 1-CPU (Binder-like) pass")
+    parser.add_argument("--out", default=str(HERE / "results"), help="folder for the JSON results")
+    args = parser.parse_args(argv)
+
+    info, rows, t0 = machine(), [], time.perf_counter()
+    print(f"labkit bench on {info['cpus']} CPUs, load average {info['loadavg_before'][0]:.2f}", flush=True)
+    sections = [("notebooks", lambda tmp: bench_notebooks(tmp, binder=not args.no_binder)),
+                ("calibration", lambda tmp: bench_calibration(tmp, full=not args.no_full_calibration)),
+                ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
+                ("simulator", lambda tmp: bench_simulator())]
+    with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
+        for name, fn in sections:
+            print(f"{name} ...", flush=True)
+            try:
+                rows += fn(Path(tmp))
+            except Exception as exc:   # one broken section must not hide the others' figures
+                rows.append(_row(f"{name}: did not run", None, "", note=f"{type(exc).__name__}: {exc}"))
+    info["loadavg_after"] = os.getloadavg()
+    info["bench_wall_s"] = time.perf_counter() - t0
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    result = {"created": stamp, "machine": info, "rows": rows}
+    for name in (f"bench-{stamp}.json", "latest.json"):
+        (out_dir / name).write_text(json.dumps(result, indent=1))
+    print()
+    print(table(rows))
+    over = [r["what"] for r in rows if r["over_budget"]]
+    print(f"\n{len(over)} over budget{': ' + '; '.join(over) if over else ''}. "
+          f"Load average {info['loadavg_before'][0]:.2f} before, {info['loadavg_after'][0]:.2f} after "
+          f"on {info['cpus']} CPUs{' (busy machine: timings are noisy)' if info['loadavg_after'][0] > info['cpus'] else ''}."
+          f" Results: {out_dir / f'bench-{stamp}.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
