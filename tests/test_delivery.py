@@ -261,3 +261,15 @@ def test_dockerfile_dependency_step_yields_pyprojects_dependencies():
     # inside the shell's double quotes nothing is expanded here, so Python gets exactly this text
     out = subprocess.run([sys.executable, "-c", m[1]], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:-1] == PYPROJECT["project"]["dependencies"]
+
+
+# ---- README ----------------------------------------------------------------------------------------------
+
+def test_readme_has_the_binder_badge_opening_lab_00_and_the_shm_advice():
+    readme = (ROOT / "README.md").read_text()
+    m = re.search(r"\[!\[Binder\]\(https://mybinder\.org/badge_logo\.svg\)\]"
+                  r"\((https://mybinder\.org/v2/gh/[^)\s]+)\)", readme)
+    assert m, "README.md needs the Binder badge"
+    urlpath = re.search(r"[?&]urlpath=lab/tree/([^&)]+)", m[1])
+    assert urlpath and (ROOT / urlpath[1]).is_file(), m[1]
+    assert "--shm-size" in readme and "docker/Dockerfile" in readme
