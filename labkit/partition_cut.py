@@ -70,7 +70,8 @@ def min_cut(edge_w, cloud_w, up_w, producers: list[tuple[int, ...]], flow: str =
     `flow` picks the max-flow: "scaled-dinic" (default: scipy's C Dinic on a few successively finer
     integer roundings of the capacities, see `_scaled_dinic_sink_side`), "push-relabel" (this module's,
     pure Python, exact in floats, slower on some graphs), or one of networkx's (slowest; kept to
-    cross-check). All return a minimum cut; among several, ties go to the edge side.
+    cross-check; beware networkx's preflow_push, whose partition can be off with float capacities,
+    networkx issue #4972). All return a minimum cut; among several, ties go to the edge side.
 
     >>> sorted(min_cut([1, 1, 9], [2, 2, 1], [5, 0.5, 0.5, 7], [(-1,), (0,), (1,)]))
     [2]
@@ -122,7 +123,7 @@ def min_cut(edge_w, cloud_w, up_w, producers: list[tuple[int, ...]], flow: str =
             return {v for v in range(n) if v in sink_side}
         edge_side = _push_relabel_sink_side(n_nodes, [(b, a, c) for a, b, c in edges], t, s)
         return {v for v in range(n) if v not in edge_side}
-    return {v for v in range(n) if v not in _networkx_source_side(edges, s, t, flow)}
+    return {v for v in range(n) if v not in _networkx_source_side(n_nodes, edges, s, t, flow)}
 
 
 def _scaled_dinic_sink_side(n_nodes: int, edges, s: int, t: int) -> set[int]:
@@ -281,11 +282,12 @@ def _push_relabel_sink_side(n_nodes: int, edges, s: int, t: int) -> set[int]:
     return {v for v in range(N) if dist[v] < N}
 
 
-def _networkx_source_side(edges, s: int, t: int, flow: str) -> set[int]:
+def _networkx_source_side(n_nodes: int, edges, s: int, t: int, flow: str) -> set[int]:
     import networkx as nx
     from networkx.algorithms import flow as nxflow
 
     g = nx.DiGraph()
+    g.add_nodes_from(range(n_nodes))
     g.add_edges_from((a, b, {"capacity": c} if c < float("inf") else {}) for a, b, c in edges)
     _, (source_side, _) = nx.minimum_cut(g, s, t, flow_func=getattr(nxflow, flow))
     return set(source_side)

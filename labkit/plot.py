@@ -107,3 +107,55 @@ def roofline(profile, device, dtype: str = "fp32", ax=None, *, batch: int | None
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))   # outside: never on a point
     return ax
+
+
+# ------------------------------------------------------------------------------------- timeline (lab 06)
+
+_LANE_COLOURS = {"edge": "tab:green", "uplink": "tab:orange", "cloud": "tab:blue", "downlink": "tab:purple"}
+
+
+def timeline(plan, ax=None, *, baselines: bool = False):
+    """Gantt chart of one Plan or a list of Plans from ``lk.partition``: one row each; returns the Axes (lab 06).
+
+    Bars, in sequence: edge compute, upload (+ half the RTT), cloud compute, download (+ the other half),
+    coloured by phase. ``baselines=True`` adds the plan's all-edge and all-cloud rows under it.
+
+    >>> import labkit as lk
+    >>> p = lk.profile(lk.zoo.build("mlp"), lk.zoo.example("mlp"))
+    >>> plans = [lk.partition(p, edge="raspberry-pi-5", cloud="l4", link=k) for k in ("3g", "ethernet")]
+    >>> ax = lk.plot.timeline(plans)
+    >>> [t.get_text().split(":")[0] for t in ax.get_yticklabels()]
+    ['3g', 'ethernet']
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    from labkit.partition import Plan, _timeline
+
+    plans = list(plan) if isinstance(plan, (list, tuple)) else [plan]
+    if not plans or not all(isinstance(p, Plan) for p in plans):
+        raise ValueError("timeline takes a Plan from lk.partition(...), or a non-empty list of them.")
+    rows = []                                   # (label, segments)
+    for p in plans:
+        split = p.split_after
+        where = f"after {split}" if split is not None else f"{len(p.edge_layers)} edge / {len(p.cloud_layers)} cloud"
+        rows.append((f"{p.link}: {p.objective}-optimal, {where}", p.timeline))
+        if baselines:
+            rows.append((f"{p.link}: all-edge", _timeline(p.all_edge)))
+            rows.append((f"{p.link}: all-cloud", _timeline(p.all_cloud)))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.6 * len(rows) + 1.4), layout="constrained")
+    scale, unit = (1e3, "ms") if max(s.end_s for _, segs in rows for s in segs) < 2 else (1.0, "s")
+    for y, (_, segs) in enumerate(rows):
+        for seg in segs:
+            ax.broken_barh([(seg.start_s * scale, (seg.end_s - seg.start_s) * scale)], (y - 0.35, 0.7),
+                           facecolors=_LANE_COLOURS[seg.lane], edgecolor="black", linewidth=0.4)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
+    ax.invert_yaxis()                           # first plan on top
+    ax.set_xlabel(f"time ({unit})")
+    first = plans[0]
+    ax.set_title(f"{first.model}: {first.edge} → {first.cloud}")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(handles=[Patch(facecolor=c, edgecolor="black", label=lane) for lane, c in _LANE_COLOURS.items()],
+              fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return ax
