@@ -26,7 +26,7 @@ lint: setup
 	$(BIN)/ruff check labkit tests
 
 test: setup lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests
 	$(BIN)/labkit build --check
 	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-sanitize-with solutions/sanitize.cfg solutions
 
