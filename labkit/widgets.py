@@ -222,6 +222,13 @@ def partition_explorer(profile, edge, cloud, link="lte", objective: str = "laten
 
     Display it in a notebook cell; drive it from code with ``.update(uplink_mbps=..., rtt_ms=...)``;
     ``.plan`` is the current Plan. See PartitionExplorer.
+
+    >>> import labkit as lk
+    >>> p = lk.profile(lk.zoo.build("mlp"), lk.zoo.example("mlp"))
+    >>> ex = lk.widgets.partition_explorer(p, edge="raspberry-pi-5", cloud="l4", link="wifi")
+    >>> plan = ex.update(uplink_mbps=1.0)   # a slow uplink keeps more of the model on the edge
+    >>> plan.latency_s > 0
+    True
     """
     return PartitionExplorer(profile, edge, cloud, link=link, objective=objective, dtype=dtype, batch=batch,
                              compress=compress)
