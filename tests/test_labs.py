@@ -2,6 +2,7 @@
 zero — and the student version never crashes the grader. New labs in solutions/ are picked up automatically."""
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def test_solution_full_marks_student_version_zero(lab, tmp_path):
     assert sol["status"] == stu["status"] == "graded", (sol["detail"], stu["detail"])
     assert float(sol["score"]) == float(sol["max_score"]) > 0, sol
     assert float(stu["score"]) == 0, stu
+    # A check cell must never raise for an unfinished notebook (the learner would get a traceback, not a ✘):
+    # everything a check needs from the answer cells goes inside its thunk.
+    assert not re.search(r"\bcheck \d\d\.", stu["detail"]), stu["detail"]
     questions = [k for k in sol if k.startswith("q:")]
     assert questions and all(float(sol[q]) > 0 for q in questions)
     assert (out / "feedback").is_dir() and len(list((out / "feedback").iterdir())) == 2
