@@ -175,7 +175,8 @@ class OrtLevels:
         ops = sorted({op for c in self.counts.values() for op in c})
         table = pd.DataFrame({lv: [self.counts[lv].get(op, 0) for op in ops] for lv in self.levels}, index=ops)
         extra = pd.DataFrame({lv: [self.nodes(lv), self.latency[lv].p50_s, self.max_abs_diff[lv]]
-                              for lv in self.levels}, index=["total nodes", "p50_s", "max_abs_diff"])
+                              for lv in self.levels}, index=["total nodes", "p50_s", "max_abs_diff"],
+                             dtype=object)      # object: node counts stay ints beside float seconds
         return pd.concat([table.astype(object), extra.astype(object)])
 
     def __repr__(self) -> str:
