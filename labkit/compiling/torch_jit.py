@@ -106,6 +106,9 @@ def torch_compile(model, example, mode=None, backend: str = "inductor", *, min_t
     `backend`: "inductor" (generated C++; needs a C++ compiler), "aot_eager" (traced, no code generation)
     or "eager" (dynamo only). When inductor cannot run (no compiler, or it raises), this falls back to
     "aot_eager" and says so in ``.fallback``. `mode` is passed to torch.compile (inductor only).
+    It calls ``torch._dynamo.reset()`` first, so that the first call really compiles: other models you
+    compiled earlier in the session compile again on their next call. Inductor's on-disk cache still makes
+    a second run in a new process faster (measured here on the zoo mlp: ~27 s cold, ~9.5 s warm).
 
     >>> import labkit as lk
     >>> r = lk.compile.torch_compile(lk.zoo.build("mlp"), lk.zoo.example("mlp"), backend="aot_eager",
