@@ -37,7 +37,7 @@ _API = {
     "partition": "labkit.partition:partition",
     "Plan": "labkit.partition:Plan",
 }
-_SUBMODULES = {"plot", "zoo", "carbon", "systolic", "widgets", "compile"}
+_SUBMODULES = {"plot", "zoo", "carbon", "systolic", "widgets", "data", "compile"}
 
 __all__ = sorted([*_API, *_SUBMODULES])
 
