@@ -5,8 +5,8 @@ the zoo's models, never the other way round.
 
 Every model is small (< 2 M parameters, < 5 MB in fp32), built offline from a seed (same seed, same
 weights), returned in eval mode, and written so that ``torch.fx.symbolic_trace`` and ONNX export work: no
-data-dependent Python control flow in ``forward``. The names are stable: trained weights will come later as
-``lk.zoo.load(name)`` for the same names.
+data-dependent Python control flow in ``forward``. ``lk.zoo.load(name)`` gives the same model with trained
+weights (datasets/weights/<name>.pt, written by scripts/train_zoo.py) and its recorded test accuracy.
 
 >>> import labkit as lk
 >>> lk.zoo.names()
@@ -272,3 +272,52 @@ def example(name: str, batch: int = 1, seed: int = 0):
     if spec.input_dtype == "int64":
         return torch.randint(0, VOCAB, shape, generator=generator)
     return torch.randn(shape, generator=generator)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A trained zoo model and its recorded test accuracy; unpacks as ``model, accuracy = lk.zoo.load(name)``.
+
+    ``accuracy`` is top-1 in [0, 1] on ``lk.data.for_model(name, "test")``, measured by scripts/train_zoo.py
+    when the weights were written.
+    """
+
+    model: object
+    accuracy: float
+    name: str
+
+    def __iter__(self):
+        return iter((self.model, self.accuracy))
+
+
+def weights_path(name: str):
+    """Where the trained weights of a zoo model are stored: datasets/weights/<name>.pt (lab 01)."""
+    info(name)
+    from labkit.catalog import datasets_dir
+
+    return datasets_dir() / "weights" / f"{name}.pt"
+
+
+def load(name: str) -> Loaded:
+    """A zoo model with its shipped trained weights, in eval mode, and its recorded test accuracy (lab 01).
+
+    >>> import labkit as lk
+    >>> model, accuracy = lk.zoo.load("cnn")
+    >>> accuracy > 0.9
+    True
+    """
+    import json
+
+    import torch
+
+    path = weights_path(name)
+    record_path = path.parent / "accuracy.json"
+    if not path.is_file() or not record_path.is_file():
+        raise FileNotFoundError(f"no trained weights for {name!r} at {path} (or no {record_path.name}); "
+                                "run scripts/train_zoo.py to create them.")
+    record = json.loads(record_path.read_text())["models"]
+    if name not in record:
+        raise FileNotFoundError(f"{record_path} has no accuracy for {name!r}; rerun scripts/train_zoo.py {name}.")
+    model = build(name)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return Loaded(model.eval(), float(record[name]["test_accuracy"]), name)
