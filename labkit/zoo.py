@@ -1,7 +1,7 @@
 """``lk.zoo``: the small models every lab profiles, compresses, compiles and deploys (lab 00 onwards).
 
-Layering: imports torch (when a model is built) and labkit.dtypes only; the profiler and simulator import
-the zoo's models, never the other way round.
+Layering: imports torch (when a model is built), labkit.dtypes and, in ``load``, labkit.catalog (for the
+folder); the profiler and simulator import the zoo's models, never the other way round.
 
 Every model is small (< 2 M parameters, < 5 MB in fp32), built offline from a seed (same seed, same
 weights), returned in eval mode, and written so that ``torch.fx.symbolic_trace`` and ONNX export work: no
