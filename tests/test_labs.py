@@ -32,7 +32,7 @@ def test_solution_full_marks_student_version_zero(lab, tmp_path):
     rows = {Path(r["submission"]).stem: r for r in csv.DictReader(open(out / "gradebook.csv"))}
     sol, stu = rows["solution"], rows["untouched"]
     assert sol["status"] == stu["status"] == "graded", (sol["detail"], stu["detail"])
-    assert float(sol["score"]) == float(sol["max_score"]) > 0, sol
+    assert float(sol["score"]) == float(sol["max_score"]) > 0, (sol["detail"], sol)
     assert float(stu["score"]) == 0, stu
     # A check cell must never raise for an unfinished notebook (the learner would get a traceback, not a ✘):
     # everything a check needs from the answer cells goes inside its thunk.
