@@ -10,8 +10,6 @@ Grading (check, build, grade) sits beside that flow and never imports the simula
 
 from __future__ import annotations
 
-import importlib
-
 __version__ = "0.1.0"
 
 # Flat learner-facing API: name -> "module:attribute", imported on first use so that
@@ -55,18 +53,9 @@ from labkit.validate import validate as validate  # noqa: E402
 
 
 def __getattr__(name: str):
-    if name in _API:
-        module, attr = _API[name].split(":")
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        value = importlib.import_module(f"labkit.{name}")
-        globals()[name] = value
-        return value
-    from labkit.dtypes import unknown_name
+    from labkit.lazy import resolve
 
-    raise AttributeError(str(unknown_name("labkit name", name, __all__)))
+    return resolve(globals(), {**_API, **{m: f"labkit.{m}" for m in _SUBMODULES}}, name, "labkit name")
 
 
 def __dir__():

@@ -16,7 +16,7 @@ Layering: a façade over labkit.compiling.*; each part imports torch, onnxruntim
 
 from __future__ import annotations
 
-import importlib
+from labkit.lazy import resolve
 
 _API = {
     "export_onnx": "labkit.compiling.ort:export_onnx",
@@ -36,14 +36,7 @@ __all__ = sorted(_API)
 
 
 def __getattr__(name: str):
-    if name in _API:
-        module, attr = _API[name].split(":")
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    from labkit.dtypes import unknown_name
-
-    raise AttributeError(str(unknown_name("lk.compile name", name, __all__)))
+    return resolve(globals(), _API, name, "lk.compile name")
 
 
 def __dir__():

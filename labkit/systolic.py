@@ -104,18 +104,16 @@ def utilization(M: int, K: int, N: int, rows: int, cols: int) -> float:
 
 # The cycle-level simulator (labkit.systolic_sim) and its pictures (labkit.plot_systolic), loaded on first use
 # so that labkit.estimate, which imports this module, stays free of them: lk.systolic.simulate(A, B, ...).
-_LAZY = {"simulate": "labkit.systolic_sim", "SimResult": "labkit.systolic_sim",
-         "plot_frames": "labkit.plot_systolic", "plot_busy": "labkit.plot_systolic",
-         "slider": "labkit.plot_systolic"}
+_LAZY = {"simulate": "labkit.systolic_sim:simulate", "SimResult": "labkit.systolic_sim:SimResult",
+         "plot_frames": "labkit.plot_systolic:plot_frames", "plot_busy": "labkit.plot_systolic:plot_busy",
+         "slider": "labkit.plot_systolic:slider"}
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+    from labkit.lazy import resolve
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'labkit.systolic' has no attribute {name!r}; lazily available: "
-                         f"{', '.join(sorted(_LAZY))}.")
+    public = [n for n in globals() if not n.startswith("_") and n not in ("annotations", "math")]
+    return resolve(globals(), _LAZY, name, "lk.systolic name", choices=[*public, *_LAZY])
 
 
 def __dir__():

@@ -1,0 +1,29 @@
+"""Lazy namespaces: a public name is imported on first use, so `import labkit` stays fast.
+
+Layering: imports labkit.dtypes only. Used by labkit/__init__.py, labkit.compile and labkit.systolic.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from labkit.dtypes import unknown_name
+
+
+def resolve(namespace: dict, api: dict[str, str], name: str, what: str, choices=None):
+    """The object `api[name]` names ("module:attr", or "module" for a whole module), cached in `namespace`.
+
+    An unknown name raises AttributeError listing the near matches among `choices` (default: `api`'s names).
+
+    >>> ns = {}
+    >>> resolve(ns, {"sqrt": "math:sqrt"}, "sqrt", "demo name")(9.0)
+    3.0
+    """
+    if name not in api:
+        raise AttributeError(str(unknown_name(what, name, choices or api)))
+    module, _, attr = api[name].partition(":")
+    value = importlib.import_module(module)
+    if attr:
+        value = getattr(value, attr)
+    namespace[name] = value
+    return value
