@@ -159,3 +159,14 @@ def timeline(plan, ax=None, *, baselines: bool = False):
     ax.legend(handles=[Patch(facecolor=c, edgecolor="black", label=lane) for lane, c in _LANE_COLOURS.items()],
               fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return ax
+
+
+# Trade-off pictures of labs 02-04 live in their own modules and load on first use.
+_MORE = {"pareto": "labkit.plot_compress:pareto", "sensitivity": "labkit.plot_compress:sensitivity",
+         "break_even": "labkit.plot_compile:break_even"}
+
+
+def __getattr__(name: str):
+    from labkit.lazy import resolve
+
+    return resolve(globals(), _MORE, name, "lk.plot name", choices=[*_MORE, "roofline", "roof", "timeline"])
