@@ -45,13 +45,20 @@ _API = {
     "Sensitivity": "labkit.compress.prune:Sensitivity",
     "prune_channels": "labkit.compress.prune:prune_channels",
     "sparsity": "labkit.compress.prune:sparsity",
-    # labkit.compress.distill: training loops (lab 03)
-    "finetune": "labkit.compress.distill:finetune",
-    "train": "labkit.compress.distill:train",
-    "distill": "labkit.compress.distill:distill",
+    "prunable_layers": "labkit.compress.prune:prunable_layers",
+    # labkit.compress.distillation: training loops (lab 03)
+    "finetune": "labkit.compress.distillation:finetune",
+    "train": "labkit.compress.distillation:train",
+    "distill": "labkit.compress.distillation:distill",
+    "kd_loss": "labkit.compress.distillation:kd_loss",
+    "student_cnn": "labkit.compress.distillation:student_cnn",
 }
 
 __all__ = sorted(_API)
+
+# `report` shares its module's name: bound eagerly, or importing labkit.compress.report anywhere would set
+# lk.compress.report to the module (report.py imports nothing heavy at import time).
+from labkit.compress.report import report as report  # noqa: E402
 
 
 def __getattr__(name: str):
