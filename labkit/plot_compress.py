@@ -1,6 +1,7 @@
 """Pictures of compression trade-offs: accuracy vs size vs latency (Pareto) and pruning sensitivity (labs 02, 03).
 
-Layering: imports matplotlib and labkit.compress.report (for the Report type); used through ``lk.plot``.
+Layering: imports matplotlib, labkit.compress.report (for the Report type) and labkit.compress.prune (the
+Sensitivity type); used through ``lk.plot``.
 """
 
 from __future__ import annotations
@@ -59,4 +60,39 @@ def pareto(results, ax=None):
     ax.set_title("Accuracy vs size (marker area: measured latency; ringed: Pareto-optimal)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
+    return ax
+
+
+def sensitivity(scan, ax=None):
+    """Accuracy against sparsity, one line per layer pruned alone, the unpruned accuracy dashed (lab 03).
+
+    A line that falls early is a sensitive layer (prune it less); a flat one can lose most of its weights.
+
+    >>> from labkit.compress.prune import Sensitivity
+    >>> scan = Sensitivity("toy", 0.9, ("a", "b"), (0.5, 0.9), (("a", 0.5, 0.9), ("a", 0.9, 0.8),
+    ...                                                          ("b", 0.5, 0.7), ("b", 0.9, 0.2)))
+    >>> ax = sensitivity(scan)
+    >>> len(ax.lines)                  # one line per layer, and the unpruned accuracy
+    3
+    """
+    import matplotlib.pyplot as plt
+
+    from labkit.compress.prune import Sensitivity
+
+    if not isinstance(scan, Sensitivity):
+        raise ValueError(f"scan must be the Sensitivity that lk.compress.sensitivity returns, got "
+                         f"{type(scan).__name__}.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4.2))
+    xs = [100 * s for s in scan.sparsities]
+    for layer in scan.layers:
+        ax.plot(xs, [100 * scan.accuracy(layer, s) for s in scan.sparsities], marker="o", label=layer)
+    ax.axhline(100 * scan.baseline_accuracy, color="black", linestyle="--", linewidth=1,
+               label=f"unpruned ({100 * scan.baseline_accuracy:.1f}%)")
+    ax.set_xlabel("sparsity of that layer alone (% of its weights zeroed)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"Pruning sensitivity, one layer at a time ({scan.model})")
+    ax.set_ylim(0, 102)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
     return ax
