@@ -142,7 +142,9 @@ def _compare(got, want, rtol: float, atol: float, path: str = "") -> str | None:
             return f"the value{where} is NaN"
         if type(want) is int and rtol == 0 and atol == 0:
             return None if got == want else f"not the right count{where} (exact answer expected)"
-        if math.isinf(got) or abs(got - want) > atol + rtol * abs(want):
+        if math.isinf(want) or math.isinf(got):   # "never" (inf) matches only the same infinity
+            return None if got == want else f"not the right answer{where}"
+        if abs(got - want) > atol + rtol * abs(want):
             return f"not within tolerance{where} (rtol={rtol:g}, atol={atol:g})"
         return None
     return None if got == want and type(got) is type(want) else f"not the right answer{where}"

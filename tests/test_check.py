@@ -143,3 +143,13 @@ def test_lk_check_works_after_the_module_is_imported(capsys):
     assert labkit.check("00.q1", lambda: 2, expected=2).passed
     assert lk.check("00.q1", lambda: 3, expected=2).passed is False
     _out(capsys)
+
+
+def test_infinity_matches_only_the_same_infinity(capsys):
+    # "never pays off" is math.inf: an infinite answer passes against the same infinity, and only that
+    assert lk.check("00.q9", math.inf, expected=math.inf).passed
+    assert lk.check("00.q9", [1.0, math.inf], expected=[1.0, math.inf]).passed
+    assert not lk.check("00.q9", -math.inf, expected=math.inf).passed
+    assert not lk.check("00.q9", 1e308, expected=math.inf).passed
+    assert not lk.check("00.q9", math.inf, expected=5.0).passed
+    _out(capsys)
