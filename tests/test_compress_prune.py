@@ -158,7 +158,8 @@ def test_prune_channels_equals_a_hand_built_smaller_cnn(cnn, test_data):
 
 
 def test_prune_channels_amount_rounding_and_layers(cnn, test_data):
-    small, _ = lk.compress.prune_channels(cnn, 0.3, test_data, layers=["features.2.0"])
+    with torch.no_grad():                                           # as in a notebook with grad disabled
+        small, _ = lk.compress.prune_channels(cnn, 0.3, test_data, layers=["features.2.0"])
     assert [small.features[i][0].out_channels for i in (0, 2, 4)] == [16, int(32 * 0.7), 64]
     assert small.fc.in_features == 64 * 16
     with pytest.raises(ValueError, match=r"amount must be a fraction in \[0, 1\)"):

@@ -275,7 +275,7 @@ def prune_channels(model, amount: float, data, *, example=None, layers=None, nam
         example = x[:1]
     with torch.no_grad():
         expected_shape = tuple(model(example).shape)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.enable_grad():     # torch-pruning traces with autograd
         warnings.simplefilter("ignore")
         pruner = tp.pruner.MetaPruner(small, example, importance=_filter_l1_importance(), pruning_ratio=amount,
                                       ignored_layers=ignored, global_pruning=False)
