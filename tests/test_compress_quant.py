@@ -249,6 +249,12 @@ def test_ort_static_int8(cnn, cnn_fp32, format, op, monkeypatch, tmp_path):
     assert ops(q)[op] >= 1
     stored = initializer_bytes(q)
     assert stored["int8"] >= 33_000 and stored["float32"] < 4_000   # the weights really are int8
+    import onnx
+    from onnx import numpy_helper
+
+    sizes = {numpy_helper.to_array(i).size for i in onnx.load_from_string(q.model.model_bytes).graph.initializer
+             if i.name.endswith("_scale")}
+    assert {16, 32, 64} <= sizes                                      # per-channel: one scale per output channel
     assert q.report.size_bytes < cnn_fp32.report.size_bytes / 2.5
     assert q.report.accuracy >= cnn_fp32.report.accuracy - 0.01
     agree = (q.model(data[0]).argmax(1) == logits.argmax(1)).float().mean()
@@ -301,3 +307,18 @@ def test_ort_validation(cnn):
         lk.compress.fp16(model, data[0])
     with pytest.raises(ValueError, match="name"):
         lk.compress.ort_dynamic(model, data, name="")
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy"])
+def test_mlp_static_per_tensor_methods(method):
+    import onnx
+    from onnx import numpy_helper
+
+    model, _ = lk.zoo.load("mlp")
+    data = lk.data.for_model("mlp")
+    calibration = lk.data.for_model("mlp", "train")[0][:128]
+    q = lk.compress.ort_static(model, data, calibration, per_channel=False, method=method)
+    proto = onnx.load_from_string(q.model.model_bytes)
+    weight_scales = [numpy_helper.to_array(i) for i in proto.graph.initializer if i.name.endswith("weight_scale")]
+    assert len(weight_scales) == 3 and all(s.size == 1 for s in weight_scales)     # one scale per tensor
+    assert q.report.accuracy >= 0.96
