@@ -6,6 +6,8 @@ Sensitivity type); used through ``lk.plot``.
 
 from __future__ import annotations
 
+import math
+
 
 def _reports(results):
     from labkit.compress.report import Compressed, Report
@@ -47,13 +49,19 @@ def pareto(results, ax=None):
     lat_us = [1e6 * r.latency_s for r in reports]
     front = set(pareto_front([(r.size_bytes, -r.accuracy, r.latency_s) for r in reports]))
     biggest = max(lat_us) or 1.0
+    # labels of points that (nearly) coincide are stacked, not drawn over each other: ties are common
+    # (e.g. two int8 files of one model, same accuracy, a few KiB apart)
+    span = (max(accs) - min(accs)) or 1.0
+    stack = [sum(1 for j in range(i) if abs(math.log10(sizes_kib[i] / sizes_kib[j])) < 0.12
+                 and abs(accs[i] - accs[j]) < 0.05 * span) for i in range(len(reports))]
     for i, r in enumerate(reports):
         area = 40 + 400 * lat_us[i] / biggest
         ax.scatter(sizes_kib[i], accs[i], s=area, alpha=0.75, zorder=3, label=f"{r.name} ({lat_us[i]:.0f} µs)")
         if i in front:
             ax.scatter(sizes_kib[i], accs[i], s=area + 120, facecolors="none", edgecolors="black",
                        linewidths=1.2, zorder=4)
-        ax.annotate(r.name, (sizes_kib[i], accs[i]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        ax.annotate(r.name, (sizes_kib[i], accs[i]), textcoords="offset points", xytext=(6, 6 + 11 * stack[i]),
+                    fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("size on disk (KiB, log scale)")
     ax.set_ylabel("accuracy (%)")

@@ -106,3 +106,11 @@ def test_pareto_plot_rings_the_front():
     rings = [coll for coll in ax.collections if len(coll.get_facecolors()) == 0]
     assert len(rings) == 2
     assert [t.get_text() for t in ax.texts] == ["big", "small", "worse"]
+
+
+def test_pareto_labels_of_tied_points_do_not_overlap():
+    a = lk.compress.Report("int8 static", 1000, 0.99, 1e-3, 1, 1000, 1000)
+    b = lk.compress.Report("int8 qop", 1010, 0.99, 1e-3, 1, 1000, 1000)
+    ax = lk.plot.pareto([a, b])
+    offsets = [t.xyann for t in ax.texts]
+    assert offsets[0] != offsets[1]
