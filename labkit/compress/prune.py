@@ -167,7 +167,7 @@ class Sensitivity:
         return min(self.layers, key=lambda lay: sum(self.accuracy(lay, s) for s in self.sparsities))
 
     def to_frame(self):
-        """One row per layer, one column per sparsity, accuracy in the cells (plus the layer's weight count)."""
+        """One row per layer, one column per sparsity, accuracy in the cells."""
         import pandas as pd
 
         frame = pd.DataFrame(self.rows, columns=["layer", "sparsity", "accuracy"])
