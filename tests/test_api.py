@@ -12,6 +12,16 @@ def test_every_public_name_resolves():
         assert getattr(lk, name) is not None, name
 
 
+def test_every_sub_namespace_name_resolves():
+    for namespace in (lk.compile, lk.compress):
+        for name in namespace.__all__:
+            assert getattr(namespace, name) is not None, (namespace.__name__, name)
+    for name in ("simulate", "SimResult", "plot_frames", "plot_busy", "slider", "utilization"):
+        assert getattr(lk.systolic, name) is not None, name
+    for name in ("roofline", "timeline", "pareto", "sensitivity", "break_even", "fusions"):
+        assert callable(getattr(lk.plot, name)), name
+
+
 def test_unknown_name_suggests_near_matches():
     try:
         lk.estimat  # noqa: B018
@@ -26,9 +36,12 @@ def test_functions_named_like_their_modules_stay_functions_in_a_fresh_process():
     code = (
         "import labkit.measure, labkit.profile.core, labkit.estimate, labkit.calibrate, labkit.validate, "
         "labkit.check, labkit.plot\n"
+        "import labkit.compress.report, labkit.compress.distillation\n"
         "import labkit as lk, types\n"
         "for n in ('measure', 'profile', 'estimate', 'calibrate', 'validate', 'check'):\n"
         "    assert isinstance(getattr(lk, n), types.FunctionType), (n, getattr(lk, n))\n"
+        "for n in ('report', 'distill'):\n"
+        "    assert isinstance(getattr(lk.compress, n), types.FunctionType), (n, getattr(lk.compress, n))\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
