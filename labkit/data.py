@@ -8,7 +8,7 @@
   most frequent, or with none of 0-9, are redrawn, so every label is unambiguous). The generator is numpy
   with a seed: the same seed gives the same data on every machine.
 
-Layering: imports numpy, torch and scikit-learn (only when called) and labkit.zoo for the input shapes.
+Layering: imports numpy, torch and scikit-learn (only when called), labkit.args, and labkit.zoo for the input shapes.
 
 >>> import labkit as lk
 >>> x, y = lk.data.digits("test")
@@ -18,6 +18,7 @@ Layering: imports numpy, torch and scikit-learn (only when called) and labkit.zo
 
 from __future__ import annotations
 
+from labkit.args import check_int
 from labkit.dtypes import unknown_name
 
 SPLITS = ("train", "test")
@@ -30,11 +31,6 @@ TOKENS_DEFAULT_N = {"train": 8000, "test": 2000}
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise unknown_name("split", split, SPLITS)
-
-
-def _check_int(what: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{what} must be an int >= {low}, got {value!r}.")
 
 
 def digits(split: str = "train", size: int = 8, seed: int = 0):
@@ -53,7 +49,7 @@ def digits(split: str = "train", size: int = 8, seed: int = 0):
     if size not in DIGIT_SIZES:
         raise ValueError(f"size must be one of {DIGIT_SIZES} (8 = as bundled, 32 = for cnn/mobilenet/resnet), "
                          f"got {size!r}.")
-    _check_int("seed", seed, 0)
+    check_int("seed", seed, 0)
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -85,8 +81,8 @@ def tokens(split: str = "train", n: int | None = None, seed: int = 0):
     """
     _check_split(split)
     n = TOKENS_DEFAULT_N[split] if n is None else n
-    _check_int("n", n, 1)
-    _check_int("seed", seed, 0)
+    check_int("n", n, 1)
+    check_int("seed", seed, 0)
     import numpy as np
     import torch
 
@@ -141,7 +137,7 @@ def accuracy(model, x, y, batch: int = 512) -> float:
     >>> 0.0 <= lk.data.accuracy(model, *lk.data.for_model("mlp")) <= 1.0
     True
     """
-    _check_int("batch", batch, 1)
+    check_int("batch", batch, 1)
     if len(x) != len(y) or len(y) == 0:
         raise ValueError(f"x and y must have the same non-zero length, got {len(x)} and {len(y)}.")
     import torch

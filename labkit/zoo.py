@@ -1,6 +1,6 @@
 """``lk.zoo``: the small models every lab profiles, compresses, compiles and deploys (lab 00 onwards).
 
-Layering: imports torch (when a model is built), labkit.dtypes and, in ``load``, labkit.catalog (for the
+Layering: imports torch (when a model is built), labkit.args, labkit.dtypes and, in ``load``, labkit.catalog (for the
 folder); the profiler and simulator import the zoo's models, never the other way round.
 
 Every model is small (< 2 M parameters, < 5 MB in fp32), built offline from a seed (same seed, same
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labkit.args import check_int
 from labkit.dtypes import unknown_name
 
 NUM_CLASSES = 10            # digits 0-9; the token task also has 10 classes
@@ -229,11 +230,6 @@ def _models():
     return {"mlp": MLP, "cnn": CNN, "mobilenet": MobileNet, "resnet": ResNet, "transformer": Transformer}
 
 
-def _check_int(what: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{what} must be an int >= {low}, got {value!r}.")
-
-
 def build(name: str, seed: int = 0):
     """A freshly initialised zoo model, in eval mode; the same seed gives the same weights (lab 00).
 
@@ -244,7 +240,7 @@ def build(name: str, seed: int = 0):
     50826
     """
     info(name)  # validates the name
-    _check_int("seed", seed, 0)
+    check_int("seed", seed, 0)
     import torch
 
     with torch.random.fork_rng(devices=[]):
@@ -263,8 +259,8 @@ def example(name: str, batch: int = 1, seed: int = 0):
     torch.Size([4, 32])
     """
     spec = info(name)
-    _check_int("batch", batch, 1)
-    _check_int("seed", seed, 0)
+    check_int("batch", batch, 1)
+    check_int("seed", seed, 0)
     import torch
 
     generator = torch.Generator().manual_seed(seed)

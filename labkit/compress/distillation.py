@@ -12,26 +12,13 @@
 Every loop is deterministic for a given ``seed`` (weights, shuffling) and leaves the caller's global RNG alone.
 Adam, no weight decay, minibatches drawn from a seeded permutation each epoch.
 
-Layering: imports labkit.compress.report (and labkit.compress.prune for the prunable layers); torch when called.
+Layering: imports labkit.args, labkit.compress.report (and labkit.compress.prune for the prunable layers); torch when called.
 """
 
 from __future__ import annotations
 
-import math
-
+from labkit.args import check_int, check_positive
 from labkit.compress.report import Compressed, _check_data, report
-
-
-def _check_int(what: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{what} must be an int >= {low}, got {value!r}.")
-    return value
-
-
-def _check_positive(what: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a positive number, got {value!r}.")
-    return float(value)
 
 
 def student_cnn(widths=(4, 8, 16), seed: int = 0):
@@ -47,8 +34,8 @@ def student_cnn(widths=(4, 8, 16), seed: int = 0):
     if not (isinstance(widths, (tuple, list)) and len(widths) == 3):
         raise ValueError(f"widths must be three channel counts, e.g. (4, 8, 16), got {widths!r}.")
     for w in widths:
-        _check_int("each width", w, 1)
-    _check_int("seed", seed, 0)
+        check_int("each width", w, 1)
+    check_int("seed", seed, 0)
     import torch
     from torch import nn
 
@@ -83,7 +70,7 @@ def kd_loss(student_logits, teacher_logits, labels, temperature: float = 4.0, al
     >>> float(lk.compress.kd_loss(logits, logits, torch.tensor([0]), alpha=1.0))   # same outputs: KL is 0
     0.0
     """
-    _check_positive("temperature", temperature)
+    check_positive("temperature", temperature)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be a weight in [0, 1], got {alpha!r}.")
     import torch.nn.functional as F
@@ -128,10 +115,10 @@ def _fit(model, train, loss_fn, *, epochs, lr, batch, seed, masks=(), progress=T
 def _check_loop(train, data, epochs, lr, batch, seed):
     x, y = _check_data(train)
     _check_data(data)
-    _check_int("epochs", epochs, 1)
-    _check_positive("lr", lr)
-    _check_int("batch", batch, 2)
-    _check_int("seed", seed, 0)
+    check_int("epochs", epochs, 1)
+    check_positive("lr", lr)
+    check_int("batch", batch, 2)
+    check_int("seed", seed, 0)
     if batch > len(x):
         raise ValueError(f"batch must be at most the number of training rows ({len(x)}), got {batch}.")
     return x, y

@@ -8,14 +8,15 @@ torch tensor out), which lets ``lk.data.accuracy`` and ``lk.measure`` treat both
 Size on disk is what a deployment ships: ``torch.save(model.state_dict())`` for a torch model (a pruned
 model's zeros are still stored, as dense float32), the serialised ONNX file for an ONNX model.
 
-Layering: imports labkit.measure and labkit.data; torch, onnx and onnxruntime only when called.
+Layering: imports labkit.args, labkit.measure and labkit.data; torch, onnx and onnxruntime only when called.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
+
+from labkit.args import check_positive
 
 DEFAULT_LATENCY_BATCH = 1
 
@@ -204,8 +205,7 @@ def report(model, data, *, name: str | None = None, batch: int = DEFAULT_LATENCY
     x, y = _check_data(data)
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= len(x):
         raise ValueError(f"batch must be an int in [1, {len(x)}] (the data's length), got {batch!r}.")
-    if not (isinstance(min_time_s, (int, float)) and min_time_s > 0 and math.isfinite(min_time_s)):
-        raise ValueError(f"min_time_s must be a positive number of seconds, got {min_time_s!r}.")
+    check_positive("min_time_s", min_time_s)
     from labkit.data import accuracy
     from labkit.measure import measure
 
