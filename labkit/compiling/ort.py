@@ -200,7 +200,7 @@ def _session(model_bytes: bytes, level: str, threads: int, saved: str):
 
 def ort_levels(onnx_model, example, *, levels=LEVELS, threads: int = 1, min_time_s: float = 0.2,
                max_time_s: float = 2.0) -> OrtLevels:
-    """Run an ONNX model in ONNX Runtime at each graph-optimisation level; count nodes, measure, compare.
+    """Run an ONNX model in ONNX Runtime at each graph-optimisation level; count nodes, measure, compare (lab 04).
 
     `onnx_model`: a path, bytes, an ``onnx.ModelProto`` or a torch module (exported with
     :func:`export_onnx`; then outputs are compared with torch's). `example`: the inputs (tensor or tuple).

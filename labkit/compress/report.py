@@ -169,7 +169,13 @@ class Report:
 
 @dataclass(frozen=True)
 class Compressed:
-    """A new model and its :class:`Report`; unpacks as ``model, report = lk.compress.ort_dynamic(...)``."""
+    """A new model and its :class:`Report` (labs 02 and 03); unpacks as ``model, report = ...``.
+
+    >>> import labkit as lk
+    >>> model, report = lk.compress.prune_magnitude(lk.zoo.load("mlp").model, 0.5, lk.data.for_model("mlp"))
+    >>> round(report.sparsity, 2)
+    0.49
+    """
 
     model: object
     report: Report
