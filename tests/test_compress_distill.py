@@ -111,14 +111,15 @@ def test_distill_with_alpha_0_is_training_alone(cnn, splits):
 
 
 def test_distilled_student_beats_the_student_trained_alone(cnn, splits):
-    """The lab's setting (200 training rows, 10 epochs, batch 16): KD wins for every seed tried."""
+    """The lab's setting (100 training rows, 20 epochs, batch 16, T=8): KD wins by >= 1 point for every seed tried."""
     train, test = splits
     for seed in (0, 1, 2):
-        small = _subset(train, 200, seed=100 + seed)
+        small = _subset(train, 100, seed=100 + seed)
         student = lk.compress.student_cnn(seed=seed)
-        _, alone = lk.compress.train(student, small, test, epochs=10, batch=16, seed=seed, progress=False)
-        _, kd = lk.compress.distill(cnn, student, small, test, epochs=10, batch=16, seed=seed, progress=False)
-        assert kd.accuracy >= alone.accuracy + 0.005, (seed, alone.accuracy, kd.accuracy)
+        _, alone = lk.compress.train(student, small, test, epochs=20, batch=16, seed=seed, progress=False)
+        _, kd = lk.compress.distill(cnn, student, small, test, epochs=20, batch=16, seed=seed, temperature=8,
+                                    progress=False)
+        assert kd.accuracy >= alone.accuracy + 0.01, (seed, alone.accuracy, kd.accuracy)
 
 
 def test_training_loops_validate(cnn, splits):
