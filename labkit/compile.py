@@ -16,7 +16,7 @@ Layering: a façade over labkit.compiling.*; each part imports torch, onnxruntim
 
 from __future__ import annotations
 
-from labkit.lazy import resolve
+from labkit.lazy import namespace
 
 _API = {
     "export_onnx": "labkit.compiling.ort:export_onnx",
@@ -34,10 +34,4 @@ _API = {
 
 __all__ = sorted(_API)
 
-
-def __getattr__(name: str):
-    return resolve(globals(), _API, name, "lk.compile name")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = namespace(globals(), _API, "lk.compile name")

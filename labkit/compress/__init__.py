@@ -20,7 +20,7 @@ Layering: imports labkit.measure, labkit.data, labkit.compiling.ort (ONNX export
 
 from __future__ import annotations
 
-from labkit.lazy import resolve
+from labkit.lazy import namespace
 
 _API = {
     # labkit.compress.report: the one result type and how it is measured
@@ -60,10 +60,4 @@ __all__ = sorted(_API)
 # lk.compress.report to the module (report.py imports nothing heavy at import time).
 from labkit.compress.report import report as report  # noqa: E402
 
-
-def __getattr__(name: str):
-    return resolve(globals(), _API, name, "lk.compress name")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = namespace(globals(), _API, "lk.compress name")
