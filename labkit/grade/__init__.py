@@ -96,18 +96,11 @@ def _progress(total: int):
 
 
 def _ray_runner(address: str, workers: int):
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        if address == "local":
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=address, log_to_driver=False)
-    task = ray.remote(num_cpus=1, max_retries=0)(run_notebook)
+    from labkit.cluster import ray_cluster
 
     def run_all(jobs, bar):
-        try:
+        with ray_cluster(num_cpus=workers, address=address) as ray:
+            task = ray.remote(num_cpus=1, max_retries=0)(run_notebook)
             refs = {task.remote(*args): key for key, args in jobs}
             done = {}
             pending = list(refs)
@@ -121,9 +114,6 @@ def _ray_runner(address: str, workers: int):
                     if bar:
                         bar.update(1)
             return done
-        finally:
-            if started:      # a cluster we started is ours to stop; one we joined is left running
-                ray.shutdown()
 
     return run_all
 
