@@ -14,8 +14,8 @@ import sys
 import time
 
 import labkit as lk
-from labkit import partition_cut
-from labkit.partition import _Problem
+from labkit.partition import cut as partition_cut
+from labkit.partition import Problem as _Problem
 
 LINKS = ("3g", "lte", "wifi", "5g", "ethernet")
 

@@ -1,10 +1,6 @@
 """``lk.carbon``: grid carbon intensity per region, data-centre PUE, and grams of CO2e for an energy.
 
     carbon_g = energy_j / 3.6e6 J/kWh  x  grid intensity (gCO2e/kWh)  x  PUE
-
-Layering: imports labkit.catalog, labkit.dtypes and labkit.targets (device kinds); never the simulator.
-Data: datasets/carbon.toml (yearly averages with source and year). Introduced in lab 10; lab 01 meets it
-through ``lk.estimate(...).carbon_g``.
 """
 
 from __future__ import annotations
@@ -13,17 +9,10 @@ import math
 import numbers
 from functools import lru_cache
 
-from labkit.catalog import file_version, read_toml
-from labkit.dtypes import unknown_name
+from labkit.args import unknown_name
+from labkit.targets.catalog import catalog_key, file_version, read_toml
 
 J_PER_KWH = 3.6e6
-
-
-def _key(name) -> str:
-    if not isinstance(name, str):
-        raise ValueError(f"region must be a name such as 'fr' or 'aws-us-east-1', got {name!r}.")
-    return "-".join(name.strip().lower().replace("_", " ").replace("-", " ").split())
-
 
 @lru_cache(maxsize=4)
 def _tables(version: tuple[str, int]) -> tuple[dict, dict, dict, dict]:
@@ -46,7 +35,7 @@ def _data():
 
 def _grid_of(region) -> tuple[str, dict]:
     grids, regions, _, _ = _data()
-    key = _key(region)
+    key = catalog_key(region)
     if key in grids:
         return key, grids[key]
     if key in regions:
@@ -107,10 +96,10 @@ def pue(device_or_kind="cloud-gpu") -> float:
     _, _, classes, by_kind = _data()
     if isinstance(device_or_kind, Device):
         kind = device_or_kind.kind
-    elif isinstance(device_or_kind, str) and _key(device_or_kind) in classes:
-        return float(classes[_key(device_or_kind)]["value"])
-    elif isinstance(device_or_kind, str) and _key(device_or_kind) in KINDS:
-        kind = _key(device_or_kind)
+    elif isinstance(device_or_kind, str) and catalog_key(device_or_kind) in classes:
+        return float(classes[catalog_key(device_or_kind)]["value"])
+    elif isinstance(device_or_kind, str) and catalog_key(device_or_kind) in KINDS:
+        kind = catalog_key(device_or_kind)
     elif isinstance(device_or_kind, str):
         try:
             kind = device(device_or_kind).kind

@@ -3,8 +3,6 @@
 Ray is started small and quiet (explicit ``num_cpus``, a small object store, no dashboard) and a cluster that
 labkit started is always shut down when the block ends; a cluster it joined (``address=``) is left running.
 
-Layering: imports nothing from labkit but labkit.args; Ray is imported only when a block is entered.
-
 >>> from labkit.cluster import ray_cluster
 >>> callable(ray_cluster)
 True

@@ -1,11 +1,9 @@
 """Numeric formats labkit knows, and how many bytes one element takes.
-
-Layering: this module imports nothing from labkit; everything else may import it.
 """
 
 from __future__ import annotations
 
-from difflib import get_close_matches
+from labkit.args import unknown_name
 
 # bytes per element
 DTYPE_BYTES: dict[str, float] = {
@@ -22,16 +20,6 @@ _ALIASES = {
     "float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16",
     "bfloat16": "bf16", "qint8": "int8", "uint8": "int8", "float8": "fp8",
 }
-
-
-def unknown_name(what: str, name: object, choices) -> ValueError:
-    """A ValueError that says what was wrong, lists near matches and what is allowed."""
-    choices = sorted(str(c) for c in choices)
-    near = get_close_matches(str(name), choices, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
-    shown = ", ".join(choices[:40]) + (" …" if len(choices) > 40 else "")
-    return ValueError(f"unknown {what} {name!r}.{hint} Allowed: {shown}.")
-
 
 def normalize_dtype(dtype: str) -> str:
     """Canonical dtype name ('float16' -> 'fp16'); a clear ValueError for anything else.

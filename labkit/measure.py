@@ -1,8 +1,5 @@
 """``lk.measure``: time any callable honestly — warm-up first, many samples, robust statistics (lab 00).
 
-Layering: imports numpy (and tqdm for the progress bar) only; never torch, so it times plain Python too.
-If you time a torch model, wrap the call in ``torch.inference_mode()`` yourself: measure does not guess.
-
 How a run goes:
 1. ``warmup`` calls, timed but not recorded (caches, allocators, lazy init, JIT all settle here).
 2. Very fast functions (< 20 µs a call after warm-up) are timed in batches of ``inner_loops`` calls and
@@ -24,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labkit.units import si
+
 # The clock. Tests replace it with a fake one: monkeypatch.setattr(sys.modules["labkit.measure"], "_clock_ns", …)
 _clock_ns = time.perf_counter_ns
 
@@ -32,17 +31,6 @@ BATCH_TARGET_S = 1e-3      # aim for batches of about this long: clock overhead 
 MIN_SAMPLES = 5            # adaptive mode never stops with fewer (unless max_time_s runs out)
 MAX_SAMPLES = 10_000
 PROGRESS_AFTER_S = 2.0     # show a progress bar when the run is expected to take longer than this
-
-
-def _fmt_s(seconds: float) -> str:
-    """Seconds in human units, 3 significant digits: 1.23 ms, 45.6 µs, 2.00 s."""
-    if not math.isfinite(seconds):
-        return str(seconds)
-    a = abs(seconds)
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if a >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
 
 
 @dataclass(frozen=True, repr=False)
@@ -124,8 +112,8 @@ class Measurement:
     def __repr__(self) -> str:
         batched = f", inner_loops={self.inner_loops}" if self.inner_loops > 1 else ""
         return (
-            f"Measurement(p50={_fmt_s(self.p50_s)}, p95={_fmt_s(self.p95_s)}, p99={_fmt_s(self.p99_s)}, "
-            f"mean={_fmt_s(self.mean_s)} ± {_fmt_s(self.std_s)}, iqr={_fmt_s(self.iqr_s)}, n={self.n}, "
+            f"Measurement(p50={si(self.p50_s, 's')}, p95={si(self.p95_s, 's')}, p99={si(self.p99_s, 's')}, "
+            f"mean={si(self.mean_s, 's')} ± {si(self.std_s, 's')}, iqr={si(self.iqr_s, 's')}, n={self.n}, "
             f"outliers={self.outliers}{batched})"
         )
 
@@ -229,3 +217,19 @@ def measure(fn, *args, warmup: int = 3, repeat: int | None = None, min_time_s: f
             bar.close()
     return Measurement.from_samples([s / 1e9 / inner_loops for s in samples_ns], warmup=warmup,
                                     inner_loops=inner_loops)
+
+
+ROUNDS = 3   # a measurement is the lowest of ROUNDS medians
+
+
+def lowest_median_s(fn, *args, budget_s: float, rounds: int = ROUNDS) -> float:
+    """Seconds per call of ``fn(*args)``: the lowest of `rounds` medians of lk.measure runs of
+    ~budget_s/rounds each.
+
+    Calibration and validation both time this way. Other processes only ever add time, and on a shared
+    machine they come in bursts; the median of a run ignores a minority of disturbed samples, and the
+    lowest of three medians ignores a run that was disturbed throughout. On a quiet machine it is the median.
+    """
+    per = budget_s / rounds
+    return min(measure(fn, *args, warmup=3 if r == 0 else 1, min_time_s=per, max_time_s=20 * per,
+                       progress=False).p50_s for r in range(rounds))

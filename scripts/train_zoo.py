@@ -18,7 +18,7 @@ import time
 import torch
 
 import labkit as lk
-from labkit.catalog import datasets_dir
+from labkit.targets.catalog import datasets_dir
 
 SEED = 0
 # name -> (epochs, learning rate, batch size); Adam, each well under 3 min on 2 cores

@@ -34,8 +34,8 @@ def test_unknown_name_suggests_near_matches():
 def test_functions_named_like_their_modules_stay_functions_in_a_fresh_process():
     # Importing submodules first (as other modules and learners do) must not shadow lk.measure & co.
     code = (
-        "import labkit.measure, labkit.profile.core, labkit.estimate, labkit.calibrate, labkit.validate, "
-        "labkit.check, labkit.plot\n"
+        "import labkit.measure, labkit.profile.core, labkit.estimate, labkit.calibration.calibrate, labkit.calibration.validate, "
+        "labkit.grade.check, labkit.plot\n"
         "import labkit.compress.report, labkit.compress.distillation\n"
         "import labkit as lk, types\n"
         "for n in ('measure', 'profile', 'estimate', 'calibrate', 'validate', 'check'):\n"

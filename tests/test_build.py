@@ -10,9 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.authoring import BuildError, build, scaffold
 from labkit.cli import main
-from labkit.notebook import checksum
+from labkit.grade.build import BuildError, build, scaffold
+from labkit.grade.notebook import checksum
 
 FIXTURE = Path(__file__).parent / "fixtures" / "grading" / "solutions"
 REPO = Path(__file__).resolve().parent.parent

@@ -9,11 +9,11 @@ import torch
 
 import labkit as lk
 
-calibrate_mod = importlib.import_module("labkit.calibrate")
-microbench = importlib.import_module("labkit.microbench")
-benchrun = importlib.import_module("labkit.benchrun")
-costfit = importlib.import_module("labkit.costfit")
-synthnet = importlib.import_module("labkit.synthnet")
+calibrate_mod = importlib.import_module("labkit.calibration.calibrate")
+microbench = importlib.import_module("labkit.calibration.microbench")
+benchrun = importlib.import_module("labkit.calibration.benchrun")
+costfit = importlib.import_module("labkit.calibration.costfit")
+synthnet = importlib.import_module("labkit.calibration.synthnet")
 
 
 @pytest.fixture(scope="module")

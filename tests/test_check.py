@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import labkit as lk
-from labkit.check import grading_labkit
+from labkit.grade.check import grading_labkit
 
 
 def _out(capsys) -> str:
@@ -134,12 +134,12 @@ def test_float_tolerance_agrees_with_math_isclose_oracle(got, want, rtol):
 
 
 def test_lk_check_works_after_the_module_is_imported(capsys):
-    # `import labkit.check` makes the package attribute lk.check the module; it must still be callable
+    # `import labkit.grade.check` makes the package attribute lk.check the module; it must still be callable
     import importlib
 
     import labkit
 
-    importlib.import_module("labkit.check")
+    importlib.import_module("labkit.grade.check")
     assert labkit.check("00.q1", lambda: 2, expected=2).passed
     assert lk.check("00.q1", lambda: 3, expected=2).passed is False
     _out(capsys)

@@ -89,7 +89,7 @@ def test_bad_input_says_what_is_allowed(mlp):
 def test_pareto_front_is_the_set_no_other_point_dominates():
     from itertools import product
 
-    from labkit.plot_compress import pareto_front
+    from labkit.plot.compress import pareto_front
 
     points = [(s, e, t) for s, e, t in product((1, 2, 3), (3, 1, 2), (2, 3, 1))][::4]
     front = set(pareto_front(points))

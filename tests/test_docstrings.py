@@ -12,7 +12,7 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(labkit.__path__, "labkit.
 
 
 def test_modules_are_found():
-    assert {"labkit.estimate", "labkit.compress.report", "labkit.compiling.ort"} <= set(MODULES)
+    assert {"labkit.estimate", "labkit.compress.report", "labkit.compile.ort"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

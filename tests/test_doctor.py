@@ -7,7 +7,7 @@ from importlib import metadata
 
 import pytest
 
-import labkit.doctor as doctor
+import labkit.cli.doctor as doctor
 from labkit.cli import main
 
 GIB = 1024**3
@@ -123,15 +123,15 @@ def test_problems_each_come_with_a_fix():
 
 
 def test_calibration_state_from_labkit_calibrate(monkeypatch, tmp_path):
-    fake = types.ModuleType("labkit.calibrate")
+    fake = types.ModuleType("labkit.calibration.calibrate")
     fake.is_calibrated = lambda: False
     fake.cache_path = lambda: tmp_path / "calibration-abc.json"
-    monkeypatch.setitem(sys.modules, "labkit.calibrate", fake)
+    monkeypatch.setitem(sys.modules, "labkit.calibration.calibrate", fake)
     info = doctor.report(cgroup_root=tmp_path / "none", proc_cgroup=tmp_path / "missing")
     assert info["calibration"] == {"calibrated": False, "cache_path": str(tmp_path / "calibration-abc.json")}
     assert any("labkit calibrate" in p["fix"] for p in info["problems"])
     # a module without the helpers: "unknown", and no crash
-    monkeypatch.setitem(sys.modules, "labkit.calibrate", types.ModuleType("labkit.calibrate"))
+    monkeypatch.setitem(sys.modules, "labkit.calibration.calibrate", types.ModuleType("labkit.calibration.calibrate"))
     info = doctor.report(cgroup_root=tmp_path / "none", proc_cgroup=tmp_path / "missing")
     assert info["calibration"]["calibrated"] is None and "AttributeError" in info["calibration"]["why_unknown"]
 

@@ -17,9 +17,9 @@ import nbformat
 import psutil
 import pytest
 
-import labkit as lk  # noqa: F401  (the learner's import; grading itself is labkit.grade)
-from labkit.authoring import build
-from labkit.grade import cli as grade_cli
+import labkit as lk  # noqa: F401  (the learner's import; grading itself is labkit.grade.batch)
+from labkit.grade.batch import cli as grade_cli
+from labkit.grade.build import build
 from labkit.grade.restore import load_lab, prepare
 from labkit.grade.runner import Limits, run_notebook
 
@@ -64,15 +64,15 @@ def _submissions(student, solution, root: Path) -> dict:
     nb = _answer(student, **{**RIGHT, "q1-answer": (
         "total = 0\n"
         "lk.check = lambda *a, **k: print('✔ passed')\n"
-        "import labkit.check\n"
-        "labkit.check.check = lk.check\n"
+        "import labkit.grade.check\n"
+        "labkit.grade.check.check = lk.check\n"
         "np.allclose = lambda *a, **k: True\n"
         "class Liar(int):\n"
         "    def __eq__(self, other):\n"
         "        return True\n"
         "    __hash__ = int.__hash__"), "q3-answer": "spread = Liar(0)"})
     forge = nbformat.v4.new_code_cell(
-        "import importlib, labkit.check as c\nimportlib.reload(c)\n"
+        "import importlib, labkit.grade.check as c\nimportlib.reload(c)\n"
         "getattr(c, 'check')('90.q1', lambda: 45, expected=45, points=2)")
     nb.cells.insert(nb.cells.index(_cell(nb, "q1-answer")) + 1, forge)
     s["redefines_check"] = nb

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.grade import cli as grade_cli
+from labkit.grade.batch import cli as grade_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS = sorted(p.name.split("_")[0] for p in (ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import labkit as lk  # noqa: E402
-from labkit import partition_cut  # noqa: E402
+from labkit.partition import cut as partition_cut  # noqa: E402
 
 BYTES = {"fp32": 4, "fp16": 2, "int8": 1}      # written out here, not read from labkit
 FIELD = {"latency": "latency_s", "energy": "edge_energy_j", "cost": "cost_usd"}
@@ -280,7 +280,7 @@ def test_plan_is_a_frozen_readable_record_with_a_timeline():
 
 
 def test_timeline_draws_one_bar_per_segment():
-    from labkit.partition import _timeline
+    from labkit.partition.plan import timeline_of as _timeline
 
     p = lk.profile(lk.zoo.build("resnet"), lk.zoo.example("resnet"))
     plans = [lk.partition(p, edge="stm32h7", cloud="l4", link=k, dtype="int8") for k in ("3g", "wifi")]

@@ -182,7 +182,7 @@ def test_devices_table_in_human_units():
 def test_devices_does_not_calibrate_local(tmp_path):
     # Listing the catalog must never start a calibration: no micro-benchmark runs, no cache file appears.
     code = ("import sys, labkit as lk; lk.devices(); lk.device('h100'); lk.links(); "
-            "print('labkit.microbench' in sys.modules)")
+            "print('labkit.calibration.microbench' in sys.modules)")
     env = {**os.environ, "LABKIT_CACHE_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr

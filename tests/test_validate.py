@@ -9,8 +9,8 @@ import pytest
 
 import labkit as lk
 
-calibrate_mod = importlib.import_module("labkit.calibrate")
-validate_mod = importlib.import_module("labkit.validate")
+calibrate_mod = importlib.import_module("labkit.calibration.calibrate")
+validate_mod = importlib.import_module("labkit.calibration.validate")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import labkit as lk
-from labkit.catalog import datasets_dir
+from labkit.targets.catalog import datasets_dir
 
 WEIGHTS = datasets_dir() / "weights"
 
@@ -56,7 +56,7 @@ def test_load_unknown_name_lists_near_matches():
 
 
 def test_load_without_weights_says_how_to_make_them(tmp_path, monkeypatch):
-    from labkit import catalog
+    from labkit.targets import catalog
 
     monkeypatch.setenv(catalog.ENV_VAR, str(tmp_path))
     with pytest.raises(FileNotFoundError, match="train_zoo"):

@@ -10,8 +10,6 @@ labs is a measurement, and ``lk.compress.compare`` / ``lk.plot.pareto`` put them
 - Prune and distil (lab 03): :func:`prune_magnitude`, :func:`sensitivity`, :func:`prune_channels` (really
   removes channels: a smaller dense model), :func:`finetune`, :func:`train`, :func:`distill`.
 
-Layering: imports labkit.measure, labkit.data, labkit.compiling.ort (ONNX export); never the simulator.
-
 >>> import labkit as lk
 >>> fq = lk.compress.fake_quant([0.5, -1.0, 0.25], bits=8)
 >>> round(fq.scale, 6)
@@ -20,44 +18,23 @@ Layering: imports labkit.measure, labkit.data, labkit.compiling.ort (ONNX export
 
 from __future__ import annotations
 
-from labkit.lazy import namespace
+from labkit.args import namespace
+from labkit.compress.distillation import distill, finetune, kd_loss, student_cnn, train
+from labkit.compress.fakequant import FakeQuant, fake_quant, quantize_weights
+from labkit.compress.ortquant import fp16, ort_dynamic, ort_fp32, ort_static
+from labkit.compress.prune import (
+           Sensitivity,
+           prunable_layers,
+           prune_channels,
+           prune_magnitude,
+           sensitivity,
+           sparsity,
+)
+from labkit.compress.report import Compressed, OnnxModel, Report, compare, report, size_bytes
 
-_API = {
-    # labkit.compress.report: the one result type and how it is measured
-    "Report": "labkit.compress.report:Report",
-    "Compressed": "labkit.compress.report:Compressed",
-    "OnnxModel": "labkit.compress.report:OnnxModel",
-    "report": "labkit.compress.report:report",
-    "compare": "labkit.compress.report:compare",
-    "size_bytes": "labkit.compress.report:size_bytes",
-    # labkit.compress.fakequant: quantisation by hand (lab 02)
-    "FakeQuant": "labkit.compress.fakequant:FakeQuant",
-    "fake_quant": "labkit.compress.fakequant:fake_quant",
-    "quantize_weights": "labkit.compress.fakequant:quantize_weights",
-    # labkit.compress.ortquant: ONNX Runtime fp32 / int8 dynamic / int8 static / fp16 (lab 02)
-    "ort_fp32": "labkit.compress.ortquant:ort_fp32",
-    "ort_dynamic": "labkit.compress.ortquant:ort_dynamic",
-    "ort_static": "labkit.compress.ortquant:ort_static",
-    "fp16": "labkit.compress.ortquant:fp16",
-    # labkit.compress.prune: unstructured and structured pruning (lab 03)
-    "prune_magnitude": "labkit.compress.prune:prune_magnitude",
-    "sensitivity": "labkit.compress.prune:sensitivity",
-    "Sensitivity": "labkit.compress.prune:Sensitivity",
-    "prune_channels": "labkit.compress.prune:prune_channels",
-    "sparsity": "labkit.compress.prune:sparsity",
-    "prunable_layers": "labkit.compress.prune:prunable_layers",
-    # labkit.compress.distillation: training loops (lab 03)
-    "finetune": "labkit.compress.distillation:finetune",
-    "train": "labkit.compress.distillation:train",
-    "distill": "labkit.compress.distillation:distill",
-    "kd_loss": "labkit.compress.distillation:kd_loss",
-    "student_cnn": "labkit.compress.distillation:student_cnn",
-}
+__all__ = ["Compressed", "FakeQuant", "OnnxModel", "Report", "Sensitivity", "compare", "distill", "fake_quant",
+           "finetune", "fp16", "kd_loss", "ort_dynamic", "ort_fp32", "ort_static", "prunable_layers",
+           "prune_channels", "prune_magnitude", "quantize_weights", "report", "sensitivity", "size_bytes",
+           "sparsity", "student_cnn", "train"]
 
-__all__ = sorted(_API)
-
-# `report` shares its module's name: bound eagerly, or importing labkit.compress.report anywhere would set
-# lk.compress.report to the module (report.py imports nothing heavy at import time).
-from labkit.compress.report import report as report  # noqa: E402
-
-__getattr__, __dir__ = namespace(globals(), _API, "lk.compress name")
+__getattr__, __dir__ = namespace("lk.compress", __all__)

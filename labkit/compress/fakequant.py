@@ -1,7 +1,5 @@
 """Quantisation by hand: map floats to b-bit integer codes and back, and measure what was lost (lab 02).
 
-Layering: imports labkit.dtypes (error messages) only; torch when called.
-
 A quantiser keeps a ``scale`` (the float step between neighbouring codes) and a ``zero_point`` (the code
 that stands for 0.0). Quantise: ``code = clamp(round(x / scale) + zero_point, qmin, qmax)``; dequantise:
 ``(code - zero_point) * scale``. The round trip ``fake_quant`` returns is what an int8 kernel "sees".
@@ -22,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from labkit.dtypes import unknown_name
+from labkit.args import unknown_name
 
 SCHEMES = ("symmetric", "asymmetric")
 MIN_BITS, MAX_BITS = 2, 16

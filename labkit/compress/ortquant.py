@@ -1,9 +1,6 @@
 """ONNX Runtime fp32, int8 (dynamic and static) and fp16 versions of a torch model, each measured (lab 02).
 
-Layering: imports labkit.compress.report (OnnxModel, report), labkit.compiling.ort (the ONNX export) and
-labkit.dtypes; torch, onnx and onnxruntime only when called.
-
-Every function exports the model with ``labkit.compiling.ort.export_onnx(model, x[:1], fold=True)`` (batch
+Every function exports the model with ``labkit.compile.ort.export_onnx(model, x[:1], fold=True)`` (batch
 norm folded into the convs), converts it in a temporary folder that is deleted afterwards, and returns
 :class:`~labkit.compress.report.Compressed`: the :class:`OnnxModel` and its report (file size, accuracy on
 ``data``, latency measured here at batch 1). Compare int8 against :func:`ort_fp32`, not against the torch
@@ -27,8 +24,8 @@ import logging
 import os
 import tempfile
 
+from labkit.args import unknown_name
 from labkit.compress.report import Compressed, OnnxModel, _check_data, report
-from labkit.dtypes import unknown_name
 
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 FORMATS = {"qdq": "QDQ", "qoperator": "QOperator"}
@@ -65,7 +62,7 @@ def _export(model, data):
         raise ValueError(f"model must be a torch.nn.Module (e.g. lk.zoo.load('cnn').model), got "
                          f"{type(model).__name__}.")
     x, _ = _check_data(data)
-    from labkit.compiling.ort import export_onnx
+    from labkit.compile.ort import export_onnx
 
     return export_onnx(model.eval(), x[:1], fold=True)
 

@@ -10,8 +10,6 @@ smaller *dense* model: fewer parameters, fewer MACs, a smaller file, and faster 
 - :func:`prune_magnitude`, :func:`sparsity`: unstructured, global or per layer (torch.nn.utils.prune).
 - :func:`sensitivity` -> :class:`Sensitivity`: prune one layer at a time, see which layer hurts accuracy most.
 - :func:`prune_channels`: structured, L1 norm of each filter (Li et al. 2017), dependencies by torch-pruning.
-
-Layering: imports labkit.compress.report, labkit.data and labkit.dtypes; torch and torch_pruning when called.
 """
 
 from __future__ import annotations
@@ -19,11 +17,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from labkit.args import unknown_name
 from labkit.compress.report import Compressed, _check_data, report
-from labkit.dtypes import unknown_name
 
 SCOPES = ("global", "layer")
-
 
 def _prunable_types():
     from torch import nn
@@ -199,7 +196,7 @@ def sensitivity(model, data, sparsities=(0.3, 0.5, 0.7, 0.9), layers=None, progr
     names = [name for name, _ in _select(model, layers)]
     from tqdm.auto import tqdm
 
-    from labkit.data import accuracy
+    from labkit.zoo.data import accuracy
 
     rows = []
     with tqdm(total=len(names) * len(sparsities), desc="sensitivity", disable=not progress) as bar:

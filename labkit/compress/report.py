@@ -7,8 +7,6 @@ torch tensor out), which lets ``lk.data.accuracy`` and ``lk.measure`` treat both
 
 Size on disk is what a deployment ships: ``torch.save(model.state_dict())`` for a torch model (a pruned
 model's zeros are still stored, as dense float32), the serialised ONNX file for an ONNX model.
-
-Layering: imports labkit.args, labkit.measure and labkit.data; torch, onnx and onnxruntime only when called.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from dataclasses import dataclass
 from labkit.args import check_positive
 
 DEFAULT_LATENCY_BATCH = 1
-
 
 def _threads() -> int:
     """The thread count torch uses here, so ONNX Runtime and torch are timed on equal terms."""
@@ -161,10 +158,10 @@ class Report:
                               "sparsity": self.sparsity}]).set_index("name")
 
     def __repr__(self) -> str:
-        from labkit.measure import _fmt_s
+        from labkit.units import si
 
         return (f"Report({self.name!r}: {self.size_bytes / 1024:.1f} KiB, accuracy {100 * self.accuracy:.2f}%, "
-                f"{_fmt_s(self.latency_s)} at batch {self.batch}, sparsity {100 * self.sparsity:.0f}%)")
+                f"{si(self.latency_s, 's')} at batch {self.batch}, sparsity {100 * self.sparsity:.0f}%)")
 
 
 @dataclass(frozen=True)
@@ -212,8 +209,8 @@ def report(model, data, *, name: str | None = None, batch: int = DEFAULT_LATENCY
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= len(x):
         raise ValueError(f"batch must be an int in [1, {len(x)}] (the data's length), got {batch!r}.")
     check_positive("min_time_s", min_time_s)
-    from labkit.data import accuracy
     from labkit.measure import measure
+    from labkit.zoo.data import accuracy
 
     if name is None:
         name = getattr(model, "name", None) if isinstance(model, OnnxModel) else type(model).__name__
@@ -249,7 +246,7 @@ def compare(results, baseline: int | str = 0):
     names = [r.name for r in reports]
     if isinstance(baseline, str):
         if baseline not in names:
-            from labkit.dtypes import unknown_name
+            from labkit.args import unknown_name
 
             raise unknown_name("baseline", baseline, names)
         base = reports[names.index(baseline)]

@@ -1,7 +1,5 @@
 """Scores from a run's check log, the gradebook CSV and the per-student feedback files.
 
-Layering: beside the simulator; imports the standard library and labkit.grade's own data classes.
-
 Scoring trusts only the solution: the points of a question are those its check call declares in
 ``solutions/``; a question earns them when the last trusted log line for it says ``passed``. A check that
 never ran (time limit, dead kernel) earns nothing, and the detail says why.

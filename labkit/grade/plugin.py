@@ -1,8 +1,5 @@
 """A pytest plugin the grader loads next to nbval (``-p labkit.grade.plugin``): it records, as JSON lines in
 the file named by ``LABKIT_GRADE_EVENTS``, which notebook cell started and how it ended.
-
-Layering: beside the simulator; imports only the standard library and pytest. The file survives a killed run,
-so the grader can say in which cell a runaway submission was stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import pytest
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL = re.compile(r"::Cell (\d+)$")
-
 
 def _write(item: dict) -> None:
     path = os.environ.get("LABKIT_GRADE_EVENTS")

@@ -1,7 +1,5 @@
 """Put the instructor's cells back into a submitted notebook before it runs.
 
-Layering: beside the simulator; imports labkit.notebook, labkit.authoring (for the questions) and nbformat.
-
 The executed notebook is the *solution's* skeleton: setup ("given"), check and hidden cells come from
 ``solutions/`` (so edited, deleted, duplicated or moved check cells change nothing); the learner's answer cells
 fill the answer slots, and every other learner cell (scratch) is kept where it was relative to the cells
@@ -23,8 +21,8 @@ from pathlib import Path
 
 import nbformat
 
-from labkit.authoring import questions as solution_questions
-from labkit.notebook import cell_role, checksum, find_lab, lab_id, mentioned_checks, source_of
+from labkit.grade.build import questions as solution_questions
+from labkit.grade.notebook import cell_role, checksum, find_lab, lab_id, mentioned_checks, source_of
 
 DEFAULT_CELL_TIMEOUT_S = 120
 DEFAULT_TIMEOUT_S = 600

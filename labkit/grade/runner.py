@@ -1,13 +1,11 @@
 """Run one prepared submission through nbval in a fresh kernel, under time and memory limits.
 
-Layering: beside the simulator; imports the standard library, psutil and labkit.check's *file path* only.
-
 ``run_notebook`` is a pure function of its arguments (a notebook as JSON text, the lab's extra files, limits),
 so the same call runs in a thread here or as a Ray task on another machine. It:
 
 1. *arms* the instructor's check and hidden cells: each runs with an ``lk`` whose ``check`` comes from a copy of
    ``labkit/check.py`` loaded fresh for that cell, bound to a random token and the log path, so a learner who
-   redefined ``lk.check`` or patched ``labkit.check`` / ``numpy`` earlier changes nothing;
+   redefined ``lk.check`` or patched ``labkit.grade.check`` / ``numpy`` earlier changes nothing;
 2. runs ``pytest --nbval-lax --nbval-current-env --nbval-cell-timeout S`` in a temporary copy of the lab folder
    (a new kernel, ``IPYTHONDIR`` empty so no startup files run), with labkit's small pytest plugin recording
    which cell started and how it ended;
@@ -30,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from labkit.paths import checker_file
 
 EVENTS_ENV = "LABKIT_GRADE_EVENTS"
 _POLL_S = 0.1
@@ -91,10 +91,10 @@ del __labkit_armed_cell
 
 def arm(notebook: str, code_roles, token: str, log_path: str) -> str:
     """The notebook with every instructor check/hidden code cell wrapped to use a fresh checker (see above)."""
-    from labkit.notebook import python_source
+    from labkit.grade.notebook import python_source
 
     nb = json.loads(notebook)
-    checker = str(Path(__file__).resolve().parent.parent / "check.py")
+    checker = str(checker_file())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     for cell, (role, _) in zip(code, code_roles):
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]

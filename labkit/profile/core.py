@@ -1,7 +1,4 @@
 """The Profile and Layer types that every front end (torch, ONNX, JAX) returns.
-
-Layering: imports labkit.dtypes only.
-Introduced in lab 01.
 """
 
 from __future__ import annotations
@@ -12,7 +9,6 @@ from labkit.dtypes import dtype_bytes, normalize_dtype
 
 # Op classes: the kernels differ by class, so the calibrated model fits one start-up + rate per class.
 OP_CLASSES = ("conv", "dwconv", "matmul", "attention", "elementwise", "norm", "pool", "memory")
-
 
 @dataclass(frozen=True)
 class Layer:
@@ -108,7 +104,7 @@ class Profile:
         for lay in self.layers:
             if lay.name == name:
                 return lay
-        from labkit.dtypes import unknown_name
+        from labkit.args import unknown_name
 
         raise unknown_name("layer", name, [lay.name for lay in self.layers])
 

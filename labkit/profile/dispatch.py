@@ -1,7 +1,4 @@
 """``lk.profile``: pick the front end (torch, ONNX or JAX) from what the learner passes in.
-
-Layering: imports labkit.dtypes and the three front ends lazily (torch, onnx and jax load only when used).
-Introduced in lab 01.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from labkit.profile.core import Profile
 _ACCEPTED = ("a torch.nn.Module with an example input (tensor or tuple of tensors); an ONNX model "
              "(a path to a .onnx file or an onnx.ModelProto; example optional); or a JAX function with a tuple "
              "of example arguments, e.g. lk.profile(fn, (params, x))")
-
 
 def profile(model, example=None, *, dtype: str = "fp32", name: str | None = None,
             batch: int | None = None) -> Profile:

@@ -1,8 +1,5 @@
 """The JAX front end of ``lk.profile``: the function's jaxpr -> a Profile DAG; XLA's own cost analysis.
 
-Layering: imports labkit.profile.core, labkit.profile.opcount and jax.
-Introduced in lab 01 (profile) and lab 04 (jax.jit + XLA cost analysis).
-
 ``lk.profile(fn, (params, x))``: the jaxpr from ``jax.make_jaxpr`` gives one layer per equation
 (dot_general and conv_general_dilated carry the MACs; sub-jaxprs of jit / custom_jvp / closed_call are
 walked into; a jitted activation such as jax.nn.relu stays one layer named after it).

@@ -1,8 +1,5 @@
 """The ONNX front end of ``lk.profile``: shape inference over the graph -> a Profile DAG.
 
-Layering: imports labkit.profile.core, labkit.profile.opcount and onnx (onnxruntime only to fill shape gaps).
-Introduced in lab 01 (and lab 04, where learners profile ORT-optimised graphs).
-
 Shapes come from ``onnx.shape_inference.infer_shapes(data_prop=True)`` after the graph inputs are fixed:
 a symbolic batch dimension becomes `batch` (default 1) or the example's leading dimension. Shapes that
 static inference cannot tell (a Slice whose bounds are computed from Shape) are measured by one

@@ -1,9 +1,5 @@
 """How much work one op does: the single table of MAC and FLOP rules that every front end shares.
 
-Layering: imports labkit.profile.core only; the torch, ONNX and JAX front ends translate their own op
-names to the canonical names below and call these rules, so the three agree by construction.
-Introduced in lab 01.
-
 FLOPs of a layer = 2 per multiply-accumulate (MAC) + element-wise work from this table:
 
 ===============================  ==========================================================

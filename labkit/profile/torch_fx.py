@@ -1,8 +1,5 @@
 """The torch front end of ``lk.profile``: torch.fx graph + shape propagation -> a Profile DAG.
 
-Layering: imports labkit.profile.core, labkit.profile.opcount and torch (never estimate/partition).
-Introduced in lab 01.
-
 How it works: a custom fx Tracer keeps standard torch.nn modules as leaves (MultiheadAttention and the
 Transformer encoder layers included, with analytic MACs), ShapeProp runs the example through the graph in
 eval mode under no_grad, and each leaf module or tensor function becomes one Layer. Bookkeeping nodes

@@ -1,0 +1,212 @@
+"""Run the calibration's benchmarks on one runtime (torch eager or ONNX Runtime) and return what they cost.
+
+What is measured, with the thread count as it is (introduced in lab 00):
+- peaks: matmul FLOP/s per dtype (a 512x512 GEMM), a STREAM-like triad and copy (64 MiB arrays), the cost
+  of one tiny op, and of one empty model call;
+- benchmarks, each timed as a whole *model call*, exactly as ``labkit validate`` times a model:
+  every single op of labkit.calibration.microbench wrapped as a one-layer model, and the random synthetic networks of
+  labkit.calibration.synthnet (seeds NET_SEEDS), at batch 1 and 32. For ONNX Runtime each is exported to ONNX
+  (labkit.calibration.microbench.export_onnx, the exporter validate uses), run by ``session.run`` on numpy arrays, and
+  profiled as the graph ORT actually runs (after its graph optimisation).
+A benchmark's point is (name, [(op_class, op, flops, bytes) per profiled layer], measured seconds).
+All points are measured in ROUNDS interleaved passes, each keeping its lowest median: a burst of load from
+another process spoils one pass of a few benchmarks, not a benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+
+from labkit.calibration import microbench
+from labkit.compile import onnx
+from labkit.measure import ROUNDS, lowest_median_s
+
+NET_SEEDS = tuple(range(100, 124))       # random synthetic networks timed by a full calibration
+QUICK_NET_SEEDS = tuple(range(100, 106))
+BUDGET_S = {False: 0.045, True: 0.03}    # seconds of samples per benchmark (over all rounds), by quick
+
+
+def peak_cases(runtime: str, num_threads: int) -> list[tuple[str, object, tuple, float]]:
+    """What the machine's peaks are measured on: (key, fn, args, work) with value = work / seconds
+    (FLOP, bytes) or seconds itself (work 0). Timed in the same interleaved passes as the benchmarks, so
+    a burst of load during one pass cannot make the GEMM peak (a bound of the fit) 100x too low."""
+    import numpy as np
+    import torch
+
+    n = 512
+    out = []
+    if runtime == "torch":
+        for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            try:
+                a, b = torch.randn(n, n).to(dt), torch.randn(n, n).to(dt)
+                # a slow dtype (no hardware support, ~1 GFLOP/s) is still measured, on a smaller problem:
+                # 512 only if its GEMM would take under ~5 ms (64x the 128x128 one)
+                t128 = lowest_median_s(torch.mm, a[:128, :128], b[:128, :128], budget_s=0.01, rounds=1)
+                m = n if 64 * t128 < 5e-3 else 128
+                out.append((f"matmul:{name}", torch.mm, (a[:m, :m], b[:m, :m]), 2.0 * m**3))
+            except RuntimeError:   # dtype not supported by this build: not a peak of this machine
+                pass
+        one = torch.zeros(1)
+        out.append(("op_overhead_s", torch.nn.ReLU(), (one,), 0))        # a one-element module layer
+        out.append(("tiny_op_s", torch.neg, (one,), 0))                  # a one-element bare op
+        # a model call is one module call more than its layers: the top-level module's own
+        out.append(("run_overhead_s", microbench.fn_module(lambda x: x), (one,), 0))
+    else:
+        from onnx import TensorProto, helper
+
+        def chain(op, k, shape, weight=None):   # k nodes of `op` in a row, as an ONNX graph
+            nodes = [helper.make_node(op, [f"y{i - 1}" if i else "x"] + (["w"] if weight is not None else []),
+                                      [f"y{i}"]) for i in range(k)]
+            inits = [] if weight is None else [helper.make_tensor("w", TensorProto.FLOAT, weight.shape,
+                                                                  weight.ravel())]
+            g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                                  [helper.make_tensor_value_info(f"y{k - 1}", TensorProto.FLOAT, None)],
+                                  initializer=inits)
+            model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+            model.ir_version = min(model.ir_version, 10)
+            return onnx.session(model, num_threads)
+
+        w = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+        out.append(("matmul:fp32", chain("MatMul", 1, [n, n], w).run, (None, {"x": w}), 2.0 * n**3))
+        # one session.run = a fixed cost + a cost per node: 1 vs 9 chained one-element Relus separate them
+        x = np.zeros((1, 1), np.float32)
+        out += [(f"relu{k}", chain("Relu", k, [1, 1]).run, (None, {"x": x}), 0) for k in (1, 9)]
+    # STREAM-like: 3 arrays of 16 Mi floats (64 MiB each), far beyond the caches; torch threads as set
+    big = 16 * 2**20
+    dst, x, y = torch.zeros(big), torch.rand(big), torch.rand(big)
+    out.append(("triad_bytes_per_s", lambda: torch.add(x, y, alpha=3.0, out=dst), (), 3 * 4 * big))
+    out.append(("copy_bytes_per_s", lambda: dst.copy_(x), (), 2 * 4 * big))
+    return out
+
+
+def _peaks(measured: dict[str, tuple[float, float]]) -> dict:
+    """The peaks dict from {key: (seconds, work)} of peak_cases."""
+    out = {"matmul_flops_per_s": {}}
+    for key, (t, work) in measured.items():
+        if key.startswith("matmul:"):
+            out["matmul_flops_per_s"][key.split(":")[1]] = work / t
+        elif work:
+            out[key] = work / t
+        elif not key.startswith("relu"):
+            out[key] = t
+    if "relu1" in measured:   # ONNX Runtime: per node = (9 Relus - 1 Relu) / 8; the rest is the run's own
+        per_node = max((measured["relu9"][0] - measured["relu1"][0]) / 8, 1e-8)
+        out["op_overhead_s"] = out["tiny_op_s"] = per_node
+        out["run_overhead_s"] = max(measured["relu1"][0] - per_node, 1e-8)
+    return out
+
+
+def _models(quick: bool, net_seeds=None):
+    """(name, op_class label, builder(batch) -> (model, args)) for every benchmark: single ops, then nets."""
+    from labkit.calibration import synthnet
+
+    out = []
+    specs = {}
+    for bench in microbench.benches(quick=quick, batches=(1,)):
+        specs[bench.name.rsplit(" b", 1)[0]] = bench             # the name without its " b1"
+    for name, bench in specs.items():
+        def build(b, bench=bench):
+            module, args = microbench.torch_case(microbench.Bench(bench.op_class, bench.name, b, bench.spec))
+            return microbench.as_model(module), args
+        out.append((name, bench.op_class, build))
+    seeds = net_seeds if net_seeds is not None else (QUICK_NET_SEEDS if quick else NET_SEEDS)
+    for seed in seeds:
+        def build(b, seed=seed):
+            net, x = synthnet.random_net(seed, batch=b)
+            return net, (x,)
+        out.append((f"net{seed}", "net", build))
+    return out
+
+
+def run(runtime: str, quick: bool = False, progress: bool = True, num_threads: int | None = None,
+        net_seeds=None, batches=microbench.BATCHES):
+    """Measure every benchmark for `runtime`; returns (peaks dict, points) where each point is
+    ``(name, [(op_class, op, flops, bytes) per profiled layer], measured_s)`` for one model call."""
+    import torch
+
+    num_threads = int(num_threads or torch.get_num_threads())
+    budget_s = BUDGET_S[bool(quick)]
+    models = _models(quick, net_seeds)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(models) * (1 + ROUNDS * len(batches)), desc=f"calibrate {runtime}",
+                   unit="bench", file=sys.stderr)
+    cases = []   # (name, work, fn, args)
+    try:
+        with torch.inference_mode(), tempfile.TemporaryDirectory() as tmp:
+            peaks = [(key, work, fn, args) for key, fn, args, work in peak_cases(runtime, num_threads)]
+            for i, (name, _, build) in enumerate(models):
+                cases += _cases(runtime, name, build, batches, num_threads, os.path.join(tmp, str(i)))
+                if bar is not None:
+                    bar.update(1)
+            todo = peaks + cases
+            best, slow = [math.inf] * len(todo), [False] * len(todo)
+            for r in range(ROUNDS):
+                for k, (_, _, fn, args) in enumerate(todo):
+                    best[k] = min(best[k], _time(fn, args, budget_s / ROUNDS, first=r == 0, slow=slow[k]))
+                    slow[k] = best[k] > budget_s / ROUNDS / 5
+                    if bar is not None and k >= len(peaks):
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    measured = {key: (t, work) for (key, work, _, _), t in zip(peaks, best)}
+    points = [(name, work, t) for (name, work, _, _), t in zip(cases, best[len(peaks):])]
+    return _peaks(measured), points
+
+
+def _time(fn, args, per_s: float, first: bool, slow: bool) -> float:
+    """The median of one lk.measure run of ~per_s seconds; a slow call (known from an earlier pass) gets
+    3 samples instead of measure's minimum of 5, so that big networks do not dominate the time."""
+    from labkit.measure import measure
+
+    return measure(fn, *args, warmup=3 if first else 1, min_time_s=per_s, max_time_s=(3 if slow else 20) * per_s,
+                   progress=False).p50_s
+
+
+def _cases(runtime, name, build, batches, num_threads, stem):
+    """One (name, work, fn, args) per batch for a benchmark model: profiled once, at the first batch; the
+    others' work is that profile scaled (per-sample work times the batch ratio, weights unchanged)."""
+    from labkit.profile import profile
+
+    out, layers, sess, b0 = [], None, None, batches[0]
+    for b in batches:
+        model, args = build(b)
+        if runtime == "torch":
+            fn, fargs = model, args
+            if layers is None:
+                layers = profile(model, args if len(args) > 1 else args[0]).layers
+        else:
+            if sess is None:   # one export and one session for every batch (the batch axis is dynamic)
+                onnx.export_file(model, args, stem + ".onnx")
+                sess = onnx.session(stem + ".onnx", num_threads, optimized_path=stem + ".opt.onnx")
+            feeds = onnx.feeds(sess, args)
+            fn, fargs = sess.run, (None, feeds)
+            if layers is None:
+                layers = _onnx_layers(profile, stem + ".opt.onnx", tuple(feeds.values()))
+        out.append((f"{name} b{b}", scaled_work(layers, b / b0), fn, fargs))
+    return out
+
+
+def scaled_work(layers, scale: float = 1.0) -> list[tuple[str, str, int, int]]:
+    """(op_class, op, flops, bytes) per layer at `scale` times the profiled batch (as lk.estimate rescales:
+    per-sample work and activations times `scale`, weights once)."""
+    return [(lay.op_class, lay.op, round(lay.flops * scale),
+             round(lay.weight_bytes + (lay.input_bytes + lay.output_bytes) * scale)) for lay in layers]
+
+
+
+
+def _onnx_layers(profile, path, example):
+    """The profiled layers of an optimised ONNX graph; () when nothing is left to run (an Identity model)."""
+    try:
+        return profile(path, example if len(example) > 1 else example[0]).layers
+    except ValueError as err:
+        if "no layers" in str(err) or "has no" in str(err):
+            return ()
+        raise

@@ -1,0 +1,174 @@
+"""The cost fit behind ``lk.device("local")``: per op class, a start-up time and two rates (lab 00).
+
+The model is labkit.estimate's, for a model call of layers l = 1..L:
+
+    t_call = call_s + sum_l  startup(l) + flops_l / flops_per_s(l) + bytes_l / bytes_per_s(l)
+
+where (startup, flops_per_s, bytes_per_s) is the fit of the layer's op ("pool/maxpool") if there is one,
+else of its op class ("pool") — Hockney's r∞ / n½ idea, one per kernel family — and ``call_s`` (the fit
+keyed "call") is the fixed cost of calling a model once (the top module's ``__call__``, ORT's
+``session.run`` with its numpy conversions). Compute and memory *add* (OpFit.overlap = False): on this
+kind of CPU, small kernels do not overlap them (torch's convs, for one, reorder their input and output
+to a blocked layout before and after the arithmetic); on held-out random networks the sum predicted
+better than max(compute, memory) did, for both runtimes.
+
+Every benchmark is a model call: a single op, or a random synthetic network of tens of layers. All the
+parameters are fitted *jointly*, so a network's total time constrains every class in it at once:
+
+- residuals are log(predicted / measured) (relative error), with a soft-L1 loss, so a benchmark spoiled by
+  another process's burst of load pulls less than a clean one;
+- an op's parameters are its class's times exp(delta), with a penalty PRIOR_WEIGHT * delta: an op with few
+  benchmarks stays near its class, one with many goes its own way;
+- bounds keep the fit physical: start-up >= ``min_startup_s`` (a tiny op measured on this machine: a
+  per-op start-up cannot be below what an empty op costs), FLOP/s <= 1.5x the measured GEMM peak.
+  Without them the fit can trade a start-up of 0.1 µs for a rate of 5 GFLOP/s, which fits the benchmarks
+  about as well and then mispredicts models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from labkit.targets import OpFit
+
+PRIOR_WEIGHT = 0.3      # pull of an op's fit towards its class's, per log unit (e^1 = 2.7x)
+LOSS_SCALE = 0.1        # soft-L1 switches from squared to linear beyond ~10% error
+MIN_OP_LAYERS = 4       # an op gets its own fit when at least this many layers in the benchmarks use it
+
+
+def fit_for(fits: Mapping[str, OpFit], op_class: str, op: str) -> OpFit:
+    """The fit labkit.estimate.layer_time uses: the op's own ("pool/maxpool"), else its class's ("pool")."""
+    return fits.get(f"{op_class}/{op}") or fits[op_class]
+
+
+def layer_s(fit: OpFit, flops: float, nbytes: float) -> float:
+    """Seconds for one layer under `fit`: start-up + compute + memory, or + max(compute, memory) for a fit
+    with ``overlap=True`` (labkit.estimate.layer_time)."""
+    compute_s = flops / fit.flops_per_s if flops else 0.0
+    memory_s = nbytes / fit.bytes_per_s if nbytes else 0.0
+    return fit.startup_s + (max(compute_s, memory_s) if fit.overlap else compute_s + memory_s)
+
+
+def predict(work, fits: Mapping[str, OpFit], call: bool = False) -> float:
+    """Seconds for a list of (op_class, op, flops, bytes) layers under `fits`, plus the "call" fit's
+    start-up once when ``call=True`` (a whole model call, as labkit.estimate adds it).
+
+    >>> fits = {"conv": OpFit(1e-5, 1e10, 1e10), "call": OpFit(2e-5, 1, 1)}
+    >>> round(predict([("conv", "conv2d", 10**6, 10**4)], fits, call=True) * 1e6, 3)   # 20 + 10 + 100 µs
+    130.0
+    """
+    total = sum(layer_s(fit_for(fits, c, op), f, b) for c, op, f, b in work)
+    return total + (fits["call"].startup_s if call and "call" in fits else 0.0)
+
+
+def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, with_call: bool = True,
+        weights=None, overlap: bool = False) -> dict[str, OpFit]:
+    """Fit every op class (and every op with enough layers) jointly on `points`.
+
+    `points`: (name, work, measured_s) with work a list of (op_class, op, flops, bytes) per layer; each
+    point is one model call (``call_s`` counted once when `with_call`, fitted as the "call" key).
+    `weights` (one per point) weigh the squared residuals; `overlap` picks max(compute, memory) over their
+    sum. Returns {op_class: OpFit, "op_class/op": OpFit, ..., "call": OpFit(call_s, ...)}.
+    """
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    keep = [i for i, p in enumerate(points) if p[2] > 0]
+    point_w = np.sqrt(np.array([1.0 if weights is None else float(weights[i]) for i in keep]))  # on squared residuals
+    points = [points[i] for i in keep]
+    classes = sorted({w[0] for _, work, _ in points for w in work})
+    op_layers: dict[tuple[str, str], int] = {}
+    for _, work, _ in points:
+        for w in work:
+            op_layers[(w[0], w[1])] = op_layers.get((w[0], w[1]), 0) + 1
+    ops_in = {c: [k for k in op_layers if k[0] == c] for c in classes}
+    ops = sorted(k for k, n in op_layers.items() if n >= MIN_OP_LAYERS and len(ops_in[k[0]]) > 1)
+
+    # flat arrays over every layer of every point: which point, which class, which op (-1: none)
+    cls_ix = {c: i for i, c in enumerate(classes)}
+    op_ix = {k: i for i, k in enumerate(ops)}
+    lay_point, lay_cls, lay_op, lay_f, lay_b = [], [], [], [], []
+    for p, (_, work, _) in enumerate(points):
+        for c, op, f, b in work:
+            lay_point.append(p)
+            lay_cls.append(cls_ix[c])
+            lay_op.append(op_ix.get((c, op), -1))
+            lay_f.append(float(f))
+            lay_b.append(float(b))
+    lay_point, lay_cls, lay_op = np.array(lay_point, int), np.array(lay_cls, int), np.array(lay_op, int)
+    lay_f, lay_b = np.array(lay_f), np.array(lay_b)
+    t = np.array([p[2] for p in points], dtype=float)
+    n_c, n_o = len(classes), len(ops)
+    has_op = lay_op >= 0
+
+    # parameters: [log call_s] + 3 per class (log startup, log flops/s, log bytes/s) + 3 deltas per op
+    def unpack(x):
+        call = x[0] if with_call else -np.inf
+        cls = x[1:1 + 3 * n_c].reshape(n_c, 3)
+        delta = x[1 + 3 * n_c:].reshape(n_o, 3)
+        return call, cls, delta
+
+    def layer_params(cls, delta):
+        p = cls[lay_cls].copy()
+        p[has_op] += delta[lay_op[has_op]]
+        return np.exp(p)                                             # (layers, 3)
+
+    def layer_terms(x):
+        call, cls, delta = unpack(x)
+        p = layer_params(cls, delta)
+        compute, memory = lay_f / p[:, 1], lay_b / p[:, 2]
+        work_s = compute + memory if not overlap else np.maximum(compute, memory)
+        total = np.bincount(lay_point, weights=p[:, 0] + work_s, minlength=len(t))
+        return np.exp(call), p[:, 0], compute, memory, total + np.exp(call), delta
+
+    def residuals(x):
+        _, _, _, _, total, delta = layer_terms(x)
+        return np.concatenate([point_w * np.log(total / t), PRIOR_WEIGHT * delta.ravel()])
+
+    # the Jacobian by hand (a numerical one costs a residual per parameter): d log(total_p) / d x =
+    # (d total_p / d x) / total_p, with d startup / d log startup = startup, d (f / F) / d log F = -f / F
+    n_x = 1 + 3 * n_c + 3 * n_o
+    rows = np.arange(len(lay_point))
+    cols = np.concatenate([(1 + 3 * lay_cls)[:, None] + np.arange(3),
+                           (1 + 3 * n_c + 3 * lay_op[has_op])[:, None] + np.arange(3)])   # (entries, 3)
+    flat_ix = (np.concatenate([lay_point, lay_point[has_op]])[:, None] * n_x + cols).ravel()
+
+    def jacobian(x):
+        call_s, startup, compute, memory, total, _ = layer_terms(x)
+        d = np.zeros((len(lay_point), 3))                          # d layer_s / d (log s, log F, log B)
+        d[:, 0] = startup
+        if not overlap:
+            d[:, 1], d[:, 2] = -compute, -memory
+        else:
+            bound_c = compute >= memory
+            d[rows, np.where(bound_c, 1, 2)] = -np.where(bound_c, compute, memory)
+        jac = np.zeros((len(t) + 3 * n_o, n_x))
+        # scatter-add each layer's derivatives into its point's row: one bincount over (point, column)
+        data = np.concatenate([d.ravel(), d[has_op].ravel()])
+        jac[:len(t)] = np.bincount(flat_ix, weights=data, minlength=len(t) * n_x).reshape(len(t), n_x)
+        if with_call:
+            jac[:len(t), 0] = call_s
+        jac[:len(t)] *= (point_w / total)[:, None]
+        jac[len(t):, 1 + 3 * n_c:] = PRIOR_WEIGHT * np.eye(3 * n_o)
+        return jac
+
+    lo_cls = np.log([min_startup_s, 1e7, 1e7])
+    hi_cls = np.log([1e-2, max_flops_per_s, 1e13])
+    lo = np.concatenate([[np.log(1e-8)], np.tile(lo_cls, n_c), np.full(3 * n_o, -6.0)])
+    hi = np.concatenate([[np.log(1e-2)], np.tile(hi_cls, n_c), np.full(3 * n_o, 6.0)])
+    best = None
+    for startup, rate_frac in ((3.0, 0.3), (10.0, 0.1), (1.5, 1.0)):
+        x0 = np.concatenate([[np.log(max(min(t.min(), 1e-3) * 0.5, 2e-8))],
+                             np.tile(np.log([max(min_startup_s * startup, 1e-7), max_flops_per_s / 1.5 * rate_frac,
+                                             1e10 * rate_frac]), n_c), np.zeros(3 * n_o)])
+        sol = least_squares(residuals, np.clip(x0, lo + 1e-9, hi - 1e-9), bounds=(lo, hi), jac=jacobian,
+                            loss="soft_l1", f_scale=LOSS_SCALE, max_nfev=200, tr_solver="lsmr")
+        if best is None or sol.cost < best.cost:
+            best = sol
+    call, cls, delta = unpack(best.x)
+    fits = {c: OpFit(*(float(v) for v in np.exp(cls[i])), overlap=overlap) for i, c in enumerate(classes)}
+    for (c, op), i in op_ix.items():
+        fits[f"{c}/{op}"] = OpFit(*(float(v) for v in np.exp(cls[cls_ix[c]] + delta[i])), overlap=overlap)
+    if with_call:   # its rates are never used: labkit.estimate adds its start-up once per model call
+        fits["call"] = OpFit(float(np.exp(call)), max_flops_per_s, 1e13, overlap=overlap)
+    return fits

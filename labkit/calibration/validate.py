@@ -1,0 +1,230 @@
+"""``labkit validate``: predict and measure every zoo model on this machine, and print the error (lab 00).
+
+Per runtime, model and batch:
+- torch: ``lk.profile(model, x)`` and ``lk.estimate(..., lk.device("local"))`` against ``model(x)``
+  measured eagerly under ``torch.inference_mode()``.
+- ONNX Runtime: the model is exported to ONNX (a temporary directory, batch axis dynamic), the session is
+  created as calibration creates them (labkit.calibration.microbench.ort_session: graph level EXTENDED, same threads),
+  and we profile **the graph ORT actually runs** (saved with ``SessionOptions.optimized_model_filepath``):
+  Conv+BN folded, Conv+ReLU fused into one FusedConv, MatMul+Add into Gemm. Profiling the exported graph
+  instead would charge for layers that never run. We stop at EXTENDED because level ALL rewrites convs
+  into hardware-specific NCHWc contrib ops whose shapes no ONNX tool can infer, so ALL cannot be profiled.
+- ``rel_error = (predicted - measured) / measured``; the headline is the median of |rel_error|.
+
+    $ labkit validate                  # 5 models x 2 runtimes x batch 1, 32: a table and the median error
+    $ labkit validate --json --quick   # machines; --quick measures less (noisier), --models picks models
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+
+RUNTIMES = ("torch", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    """One prediction checked against one measurement."""
+
+    model: str
+    runtime: str
+    batch: int
+    predicted_s: float
+    measured_s: float            # lowest median of 3 lk.measure runs, in passes (labkit.calibration.microbench.ROUNDS)
+
+    @property
+    def rel_error(self) -> float:
+        """(predicted - measured) / measured: +0.2 means predicted 20% too slow."""
+        return (self.predicted_s - self.measured_s) / self.measured_s
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Every prediction vs measurement on this machine; ``median_abs_error`` is the headline (lab 00).
+
+    >>> import labkit as lk
+    >>> report = lk.validate(models=["mlp"], runtimes=("torch",), batches=(1,))   # doctest: +SKIP
+    >>> report.median_abs_error < 1                                               # doctest: +SKIP
+    True
+    """
+
+    rows: tuple[ValidationRow, ...]
+    dtype: str
+    threads: int
+    duration_s: float
+    load_avg: float = float("nan")   # 1-minute load average at the end: other processes add noise
+
+    @property
+    def median_abs_error(self) -> float:
+        return _median([abs(r.rel_error) for r in self.rows])
+
+    def median_abs_error_by(self, runtime: str) -> float:
+        """The median |relative error| of one runtime's rows."""
+        return _median([abs(r.rel_error) for r in self.rows if r.runtime == runtime])
+
+    def to_frame(self):
+        """One row per (model, runtime, batch): predicted_s, measured_s, rel_error (pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame([{"model": r.model, "runtime": r.runtime, "batch": r.batch,
+                              "predicted_s": r.predicted_s, "measured_s": r.measured_s,
+                              "rel_error": r.rel_error} for r in self.rows])
+
+    def to_json(self) -> dict:
+        return {"dtype": self.dtype, "threads": self.threads, "duration_s": self.duration_s,
+                "load_avg": self.load_avg if math.isfinite(self.load_avg) else None,
+                "median_abs_error": self.median_abs_error,
+                "median_abs_error_by_runtime": {rt: self.median_abs_error_by(rt)
+                                                for rt in dict.fromkeys(r.runtime for r in self.rows)},
+                "rows": [{"model": r.model, "runtime": r.runtime, "batch": r.batch,
+                          "predicted_s": r.predicted_s, "measured_s": r.measured_s,
+                          "rel_error": r.rel_error} for r in self.rows]}
+
+    def table(self) -> str:
+        lines = [f"{'model':<12} {'runtime':<12} {'batch':>5} {'predicted':>11} {'measured':>11} {'error':>8}"]
+        for r in self.rows:
+            lines.append(f"{r.model:<12} {r.runtime:<12} {r.batch:>5} {_ms(r.predicted_s):>11} "
+                         f"{_ms(r.measured_s):>11} {r.rel_error:>+8.1%}")
+        by = ", ".join(f"{rt} {self.median_abs_error_by(rt):.1%}" for rt in dict.fromkeys(r.runtime for r in self.rows))
+        lines.append(f"median |relative error|: {self.median_abs_error:.1%} ({by}); {self.threads} threads, "
+                     f"{self.dtype}, {self.duration_s:.0f} s")
+        if self.load_avg > 1.0:
+            lines.append(f"note: load average {self.load_avg:.1f} while measuring: other processes share the "
+                         "CPUs, so measured times are noisy (rerun on a quiet machine for the real error)")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"ValidationReport({len(self.rows)} predictions, median |error| {self.median_abs_error:.1%}, "
+                f"{self.threads} threads)")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms"
+
+
+def _median(xs) -> float:
+    xs = sorted(x for x in xs if math.isfinite(x))
+    if not xs:
+        return float("nan")
+    n = len(xs)
+    return float(xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2]))
+
+
+def _check(models, runtimes, batches, dtype):
+    from labkit import zoo
+    from labkit.args import unknown_name
+    from labkit.dtypes import normalize_dtype
+
+    models = list(zoo.names() if models is None else ([models] if isinstance(models, str) else models))
+    for m in models:
+        zoo.info(m)                                  # unknown names list the near matches
+    runtimes = [runtimes] if isinstance(runtimes, str) else list(runtimes)
+    for rt in runtimes:
+        if rt not in RUNTIMES:
+            raise unknown_name("runtime", rt, RUNTIMES)
+    batches = [batches] if isinstance(batches, int) else list(batches)
+    if not batches or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batches):
+        raise ValueError(f"batches must be positive ints such as (1, 32), got {batches!r}.")
+    if normalize_dtype(dtype) != "fp32":
+        raise ValueError(f"validate measures fp32 only (the calibration's dtype), got dtype={dtype!r}.")
+    return models, runtimes, batches
+
+
+def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32", progress: bool = True,
+             min_time_s: float = 0.3) -> ValidationReport:
+    """Predict and measure zoo models here, for torch eager and ONNX Runtime (lab 00).
+
+    Calibrates this machine first if nothing is cached (see ``lk.calibrate``). ``min_time_s`` is the
+    measuring time per (model, runtime, batch); less is faster and noisier.
+
+    >>> import labkit as lk
+    >>> lk.validate(models=["mlp"], runtimes=("torch",), batches=(1,)).rows[0].measured_s > 0  # doctest: +SKIP
+    True
+    """
+    import time
+
+    import torch
+
+    from labkit import zoo
+    from labkit.calibration.calibrate import local_device, threads
+    from labkit.compile.onnx import export_file, feeds, session
+    from labkit.estimate import estimate
+    from labkit.measure import ROUNDS, lowest_median_s
+    from labkit.profile import profile
+
+    models, runtimes, batches = _check(models, runtimes, batches, dtype)
+    t0 = time.perf_counter()
+    n_threads = threads()
+    devices = {rt: local_device(rt, progress=progress) for rt in runtimes}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(runtimes) * len(models) * len(batches) * (ROUNDS + 1), desc="validate",
+                   unit="step", file=sys.stderr)
+    rows = []
+    # one runtime at a time, never an ORT session alive while torch runs: idle ORT threads spin for a
+    # while after each run and would steal the cores torch is being timed on. Each (model, batch) keeps
+    # its lowest median over ROUNDS passes over all of them, as the calibration does (microbench.run).
+    with tempfile.TemporaryDirectory() as tmp:
+        for rt in runtimes:
+            cases = []   # (model name, batch, profile, fn, args)
+            for m in models:
+                model = zoo.build(m)
+                for b in batches:
+                    x = zoo.example(m, batch=b)
+                    if rt == "torch":
+                        cases.append((m, b, profile(model, x, name=m), model, (x,)))
+                    else:
+                        exported = os.path.join(tmp, f"{m}.onnx")
+                        if not os.path.exists(exported):
+                            export_file(model, (zoo.example(m, batch=1),), exported)
+                        optimized = os.path.join(tmp, f"{m}.b{b}.optimized.onnx")
+                        sess = session(exported, n_threads, optimized_path=optimized)
+                        inputs = feeds(sess, (x,))
+                        cases.append((m, b, profile(optimized, x.numpy(), name=m), sess.run, (None, inputs)))
+                    if bar is not None:
+                        bar.update(1)
+            best = [math.inf] * len(cases)
+            with torch.inference_mode():
+                for _ in range(ROUNDS):
+                    for i, (_, _, _, fn, args) in enumerate(cases):
+                        best[i] = min(best[i], lowest_median_s(fn, *args, budget_s=min_time_s / ROUNDS, rounds=1))
+                        if bar is not None:
+                            bar.update(1)
+            for (m, b, prof, _, _), measured in zip(cases, best):
+                predicted = estimate(prof, devices[rt], dtype=dtype).latency_s
+                rows.append(ValidationRow(m, rt, b, predicted, measured))
+            del cases
+    if bar is not None:
+        bar.close()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return ValidationReport(tuple(rows), dtype="fp32", threads=n_threads, duration_s=time.perf_counter() - t0,
+                            load_avg=load)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``labkit validate [--json] [--models mlp cnn ...] [--runtimes torch onnxruntime] [--quick]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="labkit validate", description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=None, help="zoo models (default: all)")
+    parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), help="torch and/or onnxruntime")
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
+    parser.add_argument("--quick", action="store_true", help="measure less: faster, noisier")
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    args = parser.parse_args(argv)
+    try:
+        report = validate(args.models, args.runtimes, args.batches, progress=not args.json,
+                          min_time_s=0.1 if args.quick else 0.3)
+    except ValueError as err:
+        print(f"labkit validate: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_json(), indent=1) if args.json else report.table())
+    return 0
+

@@ -1,0 +1,11 @@
+"""``lk.plot`` (pictures) and ``lk.widgets`` (interactive explorers): the report end of the flow.
+"""
+
+from labkit.args import namespace
+from labkit.plot.compile import break_even, fusions
+from labkit.plot.compress import pareto, sensitivity
+from labkit.plot.roofline import roof, roofline, timeline
+
+__all__ = ["break_even", "fusions", "pareto", "roof", "roofline", "sensitivity", "timeline"]
+
+__getattr__, __dir__ = namespace("lk.plot", __all__)

@@ -1,0 +1,10 @@
+"""Targets: the hardware and network catalog in ``datasets/`` (``lk.device``, ``lk.devices``, ``lk.link``,
+``lk.links``; labs 00, 01, 06).
+"""
+
+from labkit.targets.catalog import catalog_key, dataset_path, datasets_dir
+from labkit.targets.devices import KINDS, LOCAL_NAMES, SIDE, Device, OpFit, device, devices, kinds_on
+from labkit.targets.links import Link, link, links
+
+__all__ = ["KINDS", "LOCAL_NAMES", "SIDE", "Device", "Link", "OpFit", "catalog_key", "datasets_dir",
+           "dataset_path", "device", "devices", "kinds_on", "link", "links"]
