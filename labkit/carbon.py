@@ -9,7 +9,7 @@ import math
 import numbers
 from functools import lru_cache
 
-from labkit.args import unknown_name
+from labkit.args import namespace, unknown_name
 from labkit.targets.catalog import catalog_key, file_version, read_toml
 
 J_PER_KWH = 3.6e6
@@ -130,3 +130,8 @@ def carbon_g(energy_j, region, pue: float = 1.0) -> float:
     if not isinstance(pue, numbers.Real) or isinstance(pue, bool) or not math.isfinite(pue) or pue < 1.0:
         raise ValueError(f"pue must be >= 1.0 (facility energy / IT energy; 1.0 = no overhead), got {pue!r}.")
     return float(energy_j) / J_PER_KWH * intensity(region) * float(pue)
+
+
+__all__ = ["J_PER_KWH", "carbon_g", "intensity", "pue", "regions"]
+
+__getattr__, __dir__ = namespace("lk.carbon", __all__)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from labkit.args import check_int, check_positive
 from labkit.compress.report import Compressed, _check_data, report
 
+
 def student_cnn(widths=(4, 8, 16), seed: int = 0):
     """A narrow cnn (3 x conv3x3-BN-ReLU-maxpool, then Linear) for 1x32x32 digits, seeded weights (lab 03).
 

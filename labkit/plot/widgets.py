@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from labkit.args import unknown_name
+from labkit.args import namespace, unknown_name
 from labkit.dtypes import normalize_dtype
 from labkit.partition.plan import OBJECTIVES, Plan, Problem, check_options
 from labkit.targets.devices import kinds_on
@@ -227,3 +227,8 @@ def partition_explorer(profile, edge, cloud, link="lte", objective: str = "laten
     """
     return PartitionExplorer(profile, edge, cloud, link=link, objective=objective, dtype=dtype, batch=batch,
                              compress=compress)
+
+
+__all__ = ["PartitionExplorer", "partition_explorer"]
+
+__getattr__, __dir__ = namespace("lk.widgets", __all__)

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from labkit.args import check_int, unknown_name
+from labkit.args import check_int, namespace, unknown_name
 
 SPLITS = ("train", "test")
 DIGIT_SIZES = (8, 32)
@@ -145,3 +145,8 @@ def accuracy(model, x, y, batch: int = 512) -> float:
         for i in range(0, len(y), batch):
             correct += int((model(x[i:i + batch]).argmax(dim=1) == y[i:i + batch]).sum())
     return correct / len(y)
+
+
+__all__ = ["DIGIT_SIZES", "SPLITS", "accuracy", "digits", "for_model", "tokens"]
+
+__getattr__, __dir__ = namespace("lk.data", __all__)
