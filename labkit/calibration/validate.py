@@ -35,7 +35,9 @@ class ValidationRow:
     runtime: str
     batch: int
     predicted_s: float
-    measured_s: float            # lowest median of 3 lk.measure runs, in passes (labkit.calibration.microbench.ROUNDS)
+    measured_s: float            # lowest median of 3 lk.measure runs, in passes (labkit.measure.ROUNDS)
+    op_class: str = ""           # the op class with the largest share of the predicted time
+    held_out: bool = False       # a published architecture the calibration never saw (labkit.calibration.heldout)
 
     @property
     def rel_error(self) -> float:
@@ -63,6 +65,27 @@ class ValidationReport:
     def median_abs_error(self) -> float:
         return _median([abs(r.rel_error) for r in self.rows])
 
+    @property
+    def median_signed_error(self) -> float:
+        """The median relative error with its sign: near 0 means no systematic bias (negative: too fast)."""
+        return _median([r.rel_error for r in self.rows])
+
+    def by(self, key: str):
+        """Median |error|, median signed error, worst |error| and count per group of rows (pandas).
+
+        `key`: "model", "runtime", "batch", "op_class" (the class that dominates the prediction), "size" (the
+        input size of a held-out case, e.g. 64 for "resnet18@64") or "set" (zoo or held-out).
+        """
+        frame = self.to_frame()
+        if key not in frame.columns:
+            from labkit.args import unknown_name
+
+            raise unknown_name("grouping", key, [c for c in frame.columns if c not in ("predicted_s", "measured_s", "rel_error")])
+        frame["abs_error"] = frame["rel_error"].abs()
+        grouped = frame.groupby(key)
+        return grouped.agg(median_abs_error=("abs_error", "median"), median_signed_error=("rel_error", "median"),
+                           worst_abs_error=("abs_error", "max"), n=("rel_error", "size"))
+
     def median_abs_error_by(self, runtime: str) -> float:
         """The median |relative error| of one runtime's rows."""
         return _median([abs(r.rel_error) for r in self.rows if r.runtime == runtime])
@@ -73,26 +96,30 @@ class ValidationReport:
 
         return pd.DataFrame([{"model": r.model, "runtime": r.runtime, "batch": r.batch,
                               "predicted_s": r.predicted_s, "measured_s": r.measured_s,
-                              "rel_error": r.rel_error} for r in self.rows])
+                              "rel_error": r.rel_error, "op_class": r.op_class,
+                              "size": int(r.model.partition("@")[2] or 0) or None,
+                              "set": "held-out" if r.held_out else "zoo"} for r in self.rows])
 
     def to_json(self) -> dict:
         return {"dtype": self.dtype, "threads": self.threads, "duration_s": self.duration_s,
                 "load_avg": self.load_avg if math.isfinite(self.load_avg) else None,
-                "median_abs_error": self.median_abs_error,
+                "median_abs_error": self.median_abs_error, "median_signed_error": self.median_signed_error,
                 "median_abs_error_by_runtime": {rt: self.median_abs_error_by(rt)
                                                 for rt in dict.fromkeys(r.runtime for r in self.rows)},
                 "rows": [{"model": r.model, "runtime": r.runtime, "batch": r.batch,
                           "predicted_s": r.predicted_s, "measured_s": r.measured_s,
-                          "rel_error": r.rel_error} for r in self.rows]}
+                          "rel_error": r.rel_error, "op_class": r.op_class, "held_out": r.held_out}
+                         for r in self.rows]}
 
     def table(self) -> str:
-        lines = [f"{'model':<12} {'runtime':<12} {'batch':>5} {'predicted':>11} {'measured':>11} {'error':>8}"]
+        w = max([12, *(len(r.model) for r in self.rows)])
+        lines = [f"{'model':<{w}} {'runtime':<12} {'batch':>5} {'predicted':>11} {'measured':>11} {'error':>8}"]
         for r in self.rows:
-            lines.append(f"{r.model:<12} {r.runtime:<12} {r.batch:>5} {_ms(r.predicted_s):>11} "
+            lines.append(f"{r.model:<{w}} {r.runtime:<12} {r.batch:>5} {_ms(r.predicted_s):>11} "
                          f"{_ms(r.measured_s):>11} {r.rel_error:>+8.1%}")
         by = ", ".join(f"{rt} {self.median_abs_error_by(rt):.1%}" for rt in dict.fromkeys(r.runtime for r in self.rows))
-        lines.append(f"median |relative error|: {self.median_abs_error:.1%} ({by}); {self.threads} threads, "
-                     f"{self.dtype}, {self.duration_s:.0f} s")
+        lines.append(f"median |relative error|: {self.median_abs_error:.1%} ({by}); median signed error "
+                     f"{self.median_signed_error:+.1%}; {self.threads} threads, {self.dtype}, {self.duration_s:.0f} s")
         if self.load_avg > 1.0:
             lines.append(f"note: load average {self.load_avg:.1f} while measuring: other processes share the "
                          "CPUs, so measured times are noisy (rerun on a quiet machine for the real error)")
@@ -115,14 +142,31 @@ def _median(xs) -> float:
     return float(xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2]))
 
 
-def _check(models, runtimes, batches, dtype):
+def _source(name: str):
+    """(build, example) for a zoo model, or for a held-out case "<model>@<size>" (labkit.calibration.heldout)."""
+    if "@" in name:
+        from labkit.calibration import heldout
+
+        heldout.parse(name)
+        return heldout.build, heldout.example
+    from labkit import zoo
+
+    zoo.info(name)                                   # unknown names list the near matches
+    return zoo.build, zoo.example
+
+
+def _check(models, runtimes, batches, dtype, held_out=False):
     from labkit import zoo
     from labkit.args import unknown_name
     from labkit.dtypes import normalize_dtype
 
     models = list(zoo.names() if models is None else ([models] if isinstance(models, str) else models))
+    if held_out:
+        from labkit.calibration.heldout import CASES
+
+        models += [c for c in CASES if c not in models]
     for m in models:
-        zoo.info(m)                                  # unknown names list the near matches
+        _source(m)
     runtimes = [runtimes] if isinstance(runtimes, str) else list(runtimes)
     for rt in runtimes:
         if rt not in RUNTIMES:
@@ -136,8 +180,12 @@ def _check(models, runtimes, batches, dtype):
 
 
 def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32", progress: bool = True,
-             min_time_s: float = 0.3) -> ValidationReport:
+             min_time_s: float = 0.3, held_out: bool = False) -> ValidationReport:
     """Predict and measure zoo models here, for torch eager and ONNX Runtime (lab 00).
+
+    ``held_out=True`` adds published architectures at several input sizes that the calibration never saw
+    (labkit.calibration.heldout.CASES: ResNet-18/34, MobileNetV2/V3, EfficientNet-B0, ViT-Tiny, BERT-mini);
+    `models` may also name such cases directly, e.g. ``"resnet18@64"``.
 
     Calibrates this machine first if nothing is cached (see ``lk.calibrate``). ``min_time_s`` is the
     measuring time per (model, runtime, batch); less is faster and noisier.
@@ -150,14 +198,13 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
 
     import torch
 
-    from labkit import zoo
     from labkit.calibration.calibrate import local_device, threads
     from labkit.compile.onnx import export_file, feeds, session
     from labkit.estimate import estimate
     from labkit.measure import ROUNDS, lowest_median_s
     from labkit.profile import profile
 
-    models, runtimes, batches = _check(models, runtimes, batches, dtype)
+    models, runtimes, batches = _check(models, runtimes, batches, dtype, held_out)
     t0 = time.perf_counter()
     n_threads = threads()
     devices = {rt: local_device(rt, progress=progress) for rt in runtimes}
@@ -175,15 +222,16 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
         for rt in runtimes:
             cases = []   # (model name, batch, profile, fn, args)
             for m in models:
-                model = zoo.build(m)
+                build, example = _source(m)
+                model = build(m)
                 for b in batches:
-                    x = zoo.example(m, batch=b)
+                    x = example(m, batch=b)
                     if rt == "torch":
                         cases.append((m, b, profile(model, x, name=m), model, (x,)))
                     else:
                         exported = os.path.join(tmp, f"{m}.onnx")
                         if not os.path.exists(exported):
-                            export_file(model, (zoo.example(m, batch=1),), exported)
+                            export_file(model, (example(m, batch=1),), exported)
                         optimized = os.path.join(tmp, f"{m}.b{b}.optimized.onnx")
                         sess = session(exported, n_threads, optimized_path=optimized)
                         inputs = feeds(sess, (x,))
@@ -198,8 +246,12 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
                         if bar is not None:
                             bar.update(1)
             for (m, b, prof, _, _), measured in zip(cases, best):
-                predicted = estimate(prof, devices[rt], dtype=dtype).latency_s
-                rows.append(ValidationRow(m, rt, b, predicted, measured))
+                est = estimate(prof, devices[rt], dtype=dtype)
+                by_class: dict[str, float] = {}
+                for lay in est.layers:
+                    by_class[lay.op_class] = by_class.get(lay.op_class, 0.0) + lay.latency_s
+                rows.append(ValidationRow(m, rt, b, est.latency_s, measured, max(by_class, key=by_class.get),
+                                          held_out="@" in m))
             del cases
     if bar is not None:
         bar.close()
@@ -217,14 +269,23 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), help="torch and/or onnxruntime")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--quick", action="store_true", help="measure less: faster, noisier")
+    parser.add_argument("--held-out", action="store_true",
+                        help="add published architectures the calibration never saw, at several input sizes")
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     args = parser.parse_args(argv)
     try:
         report = validate(args.models, args.runtimes, args.batches, progress=not args.json,
-                          min_time_s=0.1 if args.quick else 0.3)
+                          min_time_s=0.1 if args.quick else 0.3, held_out=args.held_out)
     except ValueError as err:
         print(f"labkit validate: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(report.to_json(), indent=1) if args.json else report.table())
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print(report.table())
+        for key in ("op_class", "set") if args.held_out else ("op_class",):
+            frame = report.by(key)
+            pct = {c: (lambda v: f"{v:+.1%}") for c in frame.columns if c != "n"}
+            print(f"\nby {key}:\n{frame.to_string(formatters=pct)}")
     return 0
 

@@ -5,7 +5,8 @@ from labkit.args import namespace
 from labkit.plot.compile import break_even, fusions
 from labkit.plot.compress import pareto, sensitivity
 from labkit.plot.roofline import roof, roofline, timeline
+from labkit.plot.validation import validation
 
-__all__ = ["break_even", "fusions", "pareto", "roof", "roofline", "sensitivity", "timeline"]
+__all__ = ["break_even", "fusions", "pareto", "roof", "roofline", "sensitivity", "timeline", "validation"]
 
 __getattr__, __dir__ = namespace("lk.plot", __all__)
