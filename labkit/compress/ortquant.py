@@ -98,6 +98,28 @@ def _preprocess(proto, folder: str) -> str:
     return prepared
 
 
+def reduce_range() -> bool:
+    """Whether int8 weights must use 7 bits on this CPU: x86 without VNNI saturates U8S8 products.
+
+    ONNX Runtime's quantisation guide: reduce-range "is designed for the U8S8 format on AVX2 and AVX512
+    (non-VNNI) machines to mitigate saturation issues"; a CPU with VNNI (or an ARM one) needs no such care.
+    Measured here on an AVX2-only AMD EPYC: without it, static int8 lost 18 points of accuracy on the CNN.
+
+    >>> isinstance(reduce_range(), bool)
+    True
+    """
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = f.read()
+    except OSError:
+        return True            # unknown x86: the safe choice costs one bit of weight precision
+    return not any(flag in flags for flag in (" avx512_vnni", " avx_vnni", " amx_int8"))
+
+
 def _read(path: str) -> bytes:
     """The quantised file's bytes, less the shape annotations (value_info) pre-processing added: the fp32
     file has none, so both are compared like for like (ONNX Runtime infers shapes again when it loads)."""
@@ -132,7 +154,8 @@ def ort_dynamic(model, data, *, per_channel: bool = False, name: str = "int8 dyn
         prepared = _preprocess(proto, folder)
         out = os.path.join(folder, "int8_dynamic.onnx")
         with _quiet():
-            quantize_dynamic(prepared, out, per_channel=per_channel, weight_type=QuantType.QInt8)
+            quantize_dynamic(prepared, out, per_channel=per_channel, weight_type=QuantType.QInt8,
+                             reduce_range=reduce_range())
         model_bytes = _read(out)
     return _finish(model_bytes, data, name)
 
@@ -161,7 +184,7 @@ def ort_static(model, data, calibration, *, per_channel: bool = True, method: st
     ``calibration``: a tensor (N, *input shape) of real inputs (training images, not the test set) that
     ONNX Runtime runs through the model to fix every activation's range ahead of time (``method``:
     "minmax", "entropy" or "percentile"). Weights int8 (per output channel with ``per_channel=True``),
-    activations uint8. ``format``: "qdq" (QuantizeLinear/DequantizeLinear pairs around float ops — the
+    activations uint8 (weights use 7 bits on x86 CPUs without VNNI: see :func:`reduce_range`). ``format``: "qdq" (QuantizeLinear/DequantizeLinear pairs around float ops — the
     portable form other runtimes read) or "qoperator" (integer ops such as ``QLinearConv`` written into the
     file: fewer nodes, so a smaller file).
 
@@ -206,7 +229,7 @@ def ort_static(model, data, calibration, *, per_channel: bool = True, method: st
         with _quiet():
             quantize_static(prepared, out, Reader(), quant_format=getattr(QuantFormat, FORMATS[format]),
                             per_channel=per_channel, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8,
+                            weight_type=QuantType.QInt8, reduce_range=reduce_range(),
                             calibrate_method=getattr(CalibrationMethod, METHODS[method]))
         model_bytes = _read(out)
     return _finish(model_bytes, data, name)
