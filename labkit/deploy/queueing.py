@@ -6,7 +6,6 @@ Layering: pure Python (math); imports nothing from labkit but labkit.args.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from labkit.args import check_int, check_positive

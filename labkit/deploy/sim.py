@@ -465,7 +465,6 @@ def _run_static(fleet, comp, workload, seed):
         a_np = arr[idx] + c.up_s if idx is not None else arr + c.up_s
         A = a_np.tolist()
         m = len(A)
-        S = [0.0] * m
         B, T = c.B, c.T
         free = [0.0] * pool.replicas
         starts = [0.0] * m
