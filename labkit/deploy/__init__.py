@@ -7,7 +7,7 @@
 - :func:`simulate` (labkit.deploy.sim) -> :class:`Result` (labkit.deploy.result); :func:`decide` is Ray
   Serve's autoscaling rule (labkit.deploy.autoscale).
 - Closed forms (labkit.deploy.queueing): :func:`erlang_c`, :func:`md1`, :func:`pollaczek_khinchine`,
-  :func:`little`; :func:`size` (labkit.deploy.size) finds the cheapest replica counts meeting a p99 SLO.
+  :func:`little`; :func:`size` (labkit.deploy.sizing) finds the cheapest replica counts meeting a p99 SLO.
 
 Layering: numpy at import; labkit.estimate/targets/carbon when a fleet is compiled; torch only for a pool given by
 zoo name. Plots: lk.plot.latency_cdf, fleet_timeline, batching_knee (labkit.plot_deploy).
@@ -40,7 +40,8 @@ _API = {
     "md1": "labkit.deploy.queueing:md1",
     "pollaczek_khinchine": "labkit.deploy.queueing:pollaczek_khinchine",
     "little": "labkit.deploy.queueing:little",
-    "size": "labkit.deploy.size:size",
+    "size": "labkit.deploy.sizing:size",
+    "Sizing": "labkit.deploy.sizing:Sizing",
 }
 
 __getattr__, __dir__ = namespace(globals(), _API, "lk.deploy name")

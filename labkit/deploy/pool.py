@@ -116,9 +116,10 @@ class Pool:
     model-load time from the weights (see labkit.deploy.sim.cold_start_s).
 
     >>> import labkit as lk
-    >>> p = lk.deploy.Pool("gpu", device="l4", model="mobilenet", replicas=2, batching=lk.deploy.Batching(8))
+    >>> p = lk.deploy.Pool("gpu", device="l4", model="mobilenet", replicas=2, max_ongoing_requests=8,
+    ...                    batching=lk.deploy.Batching(8))
     >>> p.max_ongoing_requests, p.max_batch_size
-    (5, 8)
+    (8, 8)
     >>> lk.deploy.Pool.from_dict(p.to_dict()) == p
     True
     >>> lk.deploy.Pool("x", device="l4", service_s=0.01, replicas=0)

@@ -147,10 +147,9 @@ def simulate(fleet, workload: Workload, seed: int = 0, slo_s: float | None = Non
     tests compare them).
 
     >>> import labkit as lk
-    >>> pool = lk.deploy.Pool("gpu", device="l4", service_s=0.010, replicas=2)
-    >>> r = lk.deploy.simulate(pool, lk.deploy.poisson(100, 600, seed=0))
-    >>> rho = 100 * 0.010 / 2                                   # offered load per replica
-    >>> abs(r.wait_s.mean() / lk.deploy.erlang_c(100, 0.010, 2).mean_wait_s - 1) < 0.15   # M/D/2, near M/M/2/2
+    >>> pool = lk.deploy.Pool("gpu", device="l4", service_s=0.010)     # 10 ms per request, one replica
+    >>> r = lk.deploy.simulate(pool, lk.deploy.poisson(50, 1200, seed=0))
+    >>> bool(abs(r.wait_s.mean() / lk.deploy.md1(50, 0.010).mean_wait_s - 1) < 0.1)   # M/D/1 at rho = 0.5
     True
     """
     if isinstance(fleet, Pool):

@@ -31,7 +31,7 @@ class Workload:
     (3, 2.0, ['size'])
     >>> lk.deploy.Workload([1.0, 0.5])
     Traceback (most recent call last):
-    ValueError: arrival_s must be sorted (non-decreasing); element 1 (0.5) comes before element 0 (1.0). Sort the arrivals first (numpy.sort).
+    ValueError: arrival_s must be sorted (non-decreasing); element 1 (0.5) comes before element 0 (1). Sort the arrivals first (numpy.sort).
     """
 
     arrival_s: np.ndarray
@@ -204,7 +204,7 @@ def trace(name: str, rate_scale: float = 1.0, duration_s: float | None = None) -
     >>> import labkit as lk
     >>> w = lk.deploy.trace("azure-code")
     >>> len(w), round(w.duration_s)
-    (8818, 3600)
+    (8819, 3600)
     >>> round(lk.deploy.trace("azure-code", rate_scale=4).rate_rps / w.rate_rps, 6)
     4.0
     """
