@@ -8,6 +8,8 @@
   Serve's autoscaling rule (labkit.deploy.autoscale).
 - Closed forms (labkit.deploy.queueing): :func:`erlang_c`, :func:`md1`, :func:`pollaczek_khinchine`,
   :func:`little`; :func:`size` (labkit.deploy.sizing) finds the cheapest replica counts meeting a p99 SLO.
+- The same fleet on Ray Serve: :func:`serve` (labkit.deploy.twin) -> a measured Result; :func:`compare`
+  (labkit.deploy.agreement) puts simulated and served side by side with bootstrap intervals.
 
 Layering: numpy at import; labkit.estimate/targets/carbon when a fleet is compiled; torch only for a pool given by
 zoo name. Plots: lk.plot.latency_cdf, fleet_timeline, batching_knee (labkit.plot_deploy).
@@ -41,6 +43,8 @@ _API = {
     "pollaczek_khinchine": "labkit.deploy.queueing:pollaczek_khinchine",
     "little": "labkit.deploy.queueing:little",
     "size": "labkit.deploy.sizing:size",
+    "serve": "labkit.deploy.twin:serve",
+    "compare": "labkit.deploy.agreement:compare",
     "Sizing": "labkit.deploy.sizing:Sizing",
 }
 
