@@ -8,7 +8,9 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
 - calibration: ``labkit calibrate --quick --runtime torch`` (what lab 00 triggers at first use) and the full
   ``labkit calibrate`` (both runtimes), each from a fresh cache, as wall time of the whole command;
 - ``labkit grade`` throughput on 1 and 2 workers, over N copies of lab 00's solution;
-- ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile.
+- ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile;
+- ``lk.deploy.simulate`` (bench/deploy.py): 10^6 requests through a batching pool, a 3-pool autoscaling fleet
+  over the 1-hour Azure trace, scaling in requests, and the speed-up over a simpy model of the same pool.
 
 Benchmarks are not tests: this script reports, and exits 0 even when a figure is over budget. It writes
 bench/results/bench-<time>.json (and latest.json). Timings on a shared or busy machine are noisy: the load
@@ -38,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from deploy import bench_deploy  # noqa: E402
 from notebook_run import kernel_env, run_notebook  # noqa: E402
 from synthetic import layered_profile  # noqa: E402
 
@@ -210,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = [("notebooks", lambda tmp: bench_notebooks(tmp, binder=not args.no_binder)),
                 ("calibration", lambda tmp: bench_calibration(tmp, full=not args.no_full_calibration)),
                 ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
-                ("simulator", lambda tmp: bench_simulator())]
+                ("simulator", lambda tmp: bench_simulator()),
+                ("deploy", lambda tmp: bench_deploy())]
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
         for name, fn in sections:
             print(f"{name} ...", flush=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 # The namespaces: lk.plot, lk.zoo, ...
-from labkit import carbon, compile, compress, plot, systolic, zoo  # noqa: E402
+from labkit import carbon, compile, compress, deploy, plot, systolic, zoo  # noqa: E402
 
 # The flat API. Functions that share their module's name (lk.measure, lk.profile, lk.estimate, ...) come last:
 # importing a submodule binds its name on the package, and these lines bind the function over it for good.
@@ -51,7 +51,7 @@ from labkit.targets import Device, Link, device, devices, link, links  # noqa: E
 from labkit.zoo import data  # noqa: E402
 
 __all__ = ["Calibration", "Device", "Estimate", "Layer", "Link", "Measurement", "Plan", "Profile", "calibrate",
-           "carbon", "check", "compile", "compress", "data", "device", "devices", "dtype_bytes", "estimate",
+           "carbon", "check", "compile", "compress", "data", "deploy", "device", "devices", "dtype_bytes", "estimate",
            "link", "links", "measure", "partition", "plot", "profile", "systolic", "validate", "widgets", "zoo"]
 
 __getattr__, __dir__ = namespace("labkit", __all__)

@@ -26,7 +26,7 @@ FOUNDATION_ALLOWED = {"args": set(), "units": set(), "paths": set(), "dtypes": {
 
 # The flow: targets + model -> profile -> estimate -> decisions -> report; grading beside it.
 SIMULATOR = {"targets", "carbon", "profile", "zoo", "systolic", "estimate", "calibration", "compile", "compress",
-             "partition", "plot"}
+             "partition", "deploy", "plot"}
 ALLOWED: dict[str, set[str]] = {
     "targets": set(),
     "carbon": {"targets"},                       # a leaf with data, below estimate
@@ -38,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "calibration": {"targets", "profile", "zoo", "estimate", "compile"},
     "compress": {"zoo", "compile", "profile"},
     "partition": {"targets", "estimate", "profile"},
+    "deploy": {"targets", "carbon", "zoo", "profile", "estimate", "compile"},   # fleets: service times from estimate
     "plot": SIMULATOR - {"plot"},                # the report end: may read anything of the simulator
     "grade": set(),                              # beside the simulator, never in it
     "cli": SIMULATOR | {"grade"},                # the `labkit` command dispatches to everything

@@ -239,8 +239,14 @@ class _Scaled:
         self.gemm = gemm
 
 
-def _carbon_factor(device, region: str | None) -> tuple[str, float]:
-    """(region, grams CO2e per joule incl. PUE) — from labkit.carbon."""
+def carbon_factor(device, region: str | None) -> tuple[str, float]:
+    """(region, grams CO2e per joule incl. PUE) of energy used by `device` in `region` (default: the device's,
+    else ``"world"``). The one conversion estimate and the fleet simulator (lab 07) share.
+
+    >>> import labkit as lk
+    >>> carbon_factor(lk.device("h100-sxm"), "fr")[0]
+    'fr'
+    """
     from labkit import carbon
 
     chosen = region or device.region or DEFAULT_REGION
@@ -322,7 +328,7 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
         )
 
     price = device.price_usd_per_hour or 0.0
-    region_used, g_per_j = _carbon_factor(device, region)
+    region_used, g_per_j = carbon_factor(device, region)
     return Estimate(
         model=getattr(profile, "name", ""), device=device.name, dtype=dtype, batch=batch,
         latency_s=total_s, energy_j=energy_j, cost_usd=price * total_s / 3600.0 / utilization,

@@ -4,9 +4,10 @@
 from labkit.args import namespace
 from labkit.plot.compile import break_even, fusions
 from labkit.plot.compress import pareto, sensitivity
+from labkit.plot.deploy import batching_knee, fleet_timeline, latency_cdf
 from labkit.plot.roofline import roof, roofline, timeline
 from labkit.plot.validation import validation
 
-__all__ = ["break_even", "fusions", "pareto", "roof", "roofline", "sensitivity", "timeline", "validation"]
+__all__ = ["batching_knee", "break_even", "fleet_timeline", "fusions", "latency_cdf", "pareto", "roof", "roofline", "sensitivity", "timeline", "validation"]
 
 __getattr__, __dir__ = namespace("lk.plot", __all__)

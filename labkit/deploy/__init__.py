@@ -1,0 +1,35 @@
+"""``lk.deploy``: serve a request stream on a fleet of model replicas, simulated fast and exactly (lab 07).
+
+- Workloads (labkit.deploy.workload): :func:`poisson`, :func:`diurnal`, :func:`bursty`, :func:`trace` (the real
+  Azure LLM trace, rate-scaled), or your own :class:`Workload` (arrival_s + columns).
+- Specs (labkit.deploy.pool), with Ray Serve's names and defaults: :class:`Pool`, :class:`Batching`,
+  :class:`Autoscaling`, :class:`Fleet` (pools + a router).
+- :func:`simulate` (labkit.deploy.sim) -> :class:`Result` (labkit.deploy.result); :func:`decide` is Ray
+  Serve's autoscaling rule (labkit.deploy.autoscale).
+- Closed forms (labkit.deploy.queueing): :func:`erlang_c`, :func:`md1`, :func:`pollaczek_khinchine`,
+  :func:`little`; :func:`size` (labkit.deploy.sizing) finds the cheapest replica counts meeting a p99 SLO.
+- The same fleet on Ray Serve: :func:`serve` (labkit.deploy.twin) -> a measured Result; :func:`compare`
+  (labkit.deploy.agreement) puts simulated and served side by side with bootstrap intervals.
+
+
+>>> import labkit as lk
+>>> round(lk.deploy.erlang_c(rate_rps=50, service_s=0.01, servers=1).mean_wait_s, 4)
+0.01
+"""
+
+from __future__ import annotations
+
+from labkit.args import namespace
+from labkit.deploy.agreement import compare
+from labkit.deploy.autoscale import decide
+from labkit.deploy.pool import Autoscaling, Batching, Fleet, Pool
+from labkit.deploy.queueing import erlang_c, little, md1, pollaczek_khinchine
+from labkit.deploy.result import Result
+from labkit.deploy.sim import PoolState, cold_start_s, simulate
+from labkit.deploy.sizing import Sizing, size
+from labkit.deploy.twin import serve
+from labkit.deploy.workload import Workload, bursty, diurnal, poisson, trace
+
+__all__ = ["Autoscaling", "Batching", "Fleet", "Pool", "PoolState", "Result", "Sizing", "Workload", "bursty", "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1", "poisson", "pollaczek_khinchine", "serve", "simulate", "size", "trace"]
+
+__getattr__, __dir__ = namespace("lk.deploy", __all__)
