@@ -7,17 +7,19 @@ Layering: a leaf below ``estimate``: it imports labkit.catalog, labkit.dtypes, l
 never estimate, profile or plot. Placement across regions, which needs ``lk.estimate``, lives in
 ``labkit.carbon_placement`` (it imports this package, not the reverse).
 
-Modules: ``intensity`` (yearly tables, PUE, carbon_g), ``series`` (2020 series and hour x month profiles),
-``meter`` (RAPL or codecarbon's CPU-load estimate), ``uncertainty`` (seeded Monte Carlo ranges),
-``schedule`` (shifting deferrable jobs in time) and ``workloads`` (the two scenarios of Wiesner et al. 2021).
+Modules: ``yearly`` (yearly tables, PUE, carbon_g), ``timeseries`` (2020 series, hour x month profiles),
+``power_meter`` (RAPL or codecarbon's CPU-load estimate), ``uncertainty`` (seeded Monte Carlo ranges),
+``scheduler`` (shifting deferrable jobs in time) and ``workloads`` (the two scenarios of Wiesner et al. 2021).
+The module names differ from the functions they hold (``series``, ``schedule``, ``meter``, ``intensity``) on
+purpose: a submodule named like a function re-exported here would be shadowed by it.
 """
 
-from labkit.carbon.intensity import J_PER_KWH, carbon_g, intensity, pue, regions
-from labkit.carbon.meter import Energy, PowerReading, meter, power
-from labkit.carbon.schedule import Job, Schedule, schedule
-from labkit.carbon.series import GridProfile, profile, series, series_regions
+from labkit.carbon.power_meter import Energy, PowerReading, meter, power
+from labkit.carbon.scheduler import Job, Schedule, schedule
+from labkit.carbon.timeseries import GridProfile, profile, series, series_regions
 from labkit.carbon.uncertainty import Range, carbon_range
 from labkit.carbon.workloads import ml_jobs, nightly_jobs
+from labkit.carbon.yearly import J_PER_KWH, carbon_g, intensity, pue, regions
 
 __all__ = ["J_PER_KWH", "Energy", "GridProfile", "Job", "PowerReading", "Range", "Schedule", "carbon_g",
            "carbon_range", "intensity", "meter", "ml_jobs", "nightly_jobs", "power", "profile", "pue", "regions",

@@ -60,7 +60,7 @@ def carbon_range(energy_j, region, pue=1.0, *, n: int = 10_000, seed: int = 0) -
     (True, True)
     """
     from labkit.args import check_int
-    from labkit.carbon.intensity import J_PER_KWH, _grid_of
+    from labkit.carbon.yearly import J_PER_KWH, _grid_of
 
     e_lo, e_hi = _interval("energy_j", energy_j, 0.0)
     p_lo, p_hi = _interval("pue", pue, 1.0)
@@ -70,7 +70,7 @@ def carbon_range(energy_j, region, pue=1.0, *, n: int = 10_000, seed: int = 0) -
     energy = rng.uniform(e_lo, e_hi, n)
     pues = rng.uniform(p_lo, p_hi, n)
     try:
-        from labkit.carbon.series import YEAR, _code, grid
+        from labkit.carbon.timeseries import YEAR, _code, grid
 
         code = _code(region)
     except ValueError:

@@ -12,7 +12,7 @@ The paper's code moves a Friday-evening finish to Saturday 09:00; labkit uses th
 from __future__ import annotations
 
 from labkit.args import check_int
-from labkit.carbon.schedule import Job, _hours
+from labkit.carbon.scheduler import Job, _hours
 
 
 def nightly_jobs(flex_h: float = 0.0, *, hour: int = 1, duration_h: float = 0.5, power_w: float = 1000.0,

@@ -17,8 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from labkit.carbon.yearly import _key
 from labkit.catalog import file_version
-from labkit.carbon.intensity import _key
 from labkit.dtypes import unknown_name
 
 STEP_H = 0.5                                   # the scheduler's and profile's grid, hours
@@ -45,7 +45,7 @@ def _code(region) -> str:
     key = _ALIASES.get(key, key)
     if key in _FILES:
         return key
-    from labkit.carbon.intensity import _data
+    from labkit.carbon.yearly import _data
 
     _, cloud, _, _ = _data()
     if key in cloud and cloud[key]["grid"] in _FILES:

@@ -32,7 +32,7 @@ METHOD_LOAD = "cpu-load estimate (codecarbon)"
 def load_power_w(tdp_w: float, utilisation: float, mode: str = "process") -> float:
     """codecarbon's CPU-load power: ``TDP x u`` (process) or ``TDP x (0.1 + 0.9 u^3)`` (machine) (lab 12).
 
-    >>> load_power_w(100, 0.5), load_power_w(100, 0.5, "machine")
+    >>> load_power_w(100, 0.5), round(load_power_w(100, 0.5, "machine"), 2)
     (50.0, 21.25)
     """
     u = min(max(float(utilisation), 0.0), 1.0)
@@ -123,7 +123,7 @@ class Energy:
 
     def carbon_g(self, region, pue: float = 1.0) -> float:
         """Grams CO2e of the point energy in `region` (yearly intensity), times `pue`."""
-        from labkit.carbon.intensity import carbon_g
+        from labkit.carbon.yearly import carbon_g
 
         return carbon_g(self.energy_j, region, pue=pue)
 

@@ -3,7 +3,7 @@
     carbon_g = energy_j / 3.6e6 J/kWh  x  grid intensity (gCO2e/kWh)  x  PUE
 
 Layering: imports labkit.catalog, labkit.dtypes and labkit.targets (device kinds); never the simulator.
-The 2020 time series (labkit.carbon.series) and the scheduler build on this module, never the reverse.
+The 2020 time series (labkit.carbon.timeseries) and the scheduler build on this module, never the reverse.
 Data: datasets/carbon.toml (yearly averages with source and year). Introduced in lab 10; lab 01 meets it
 through ``lk.estimate(...).carbon_g``.
 """

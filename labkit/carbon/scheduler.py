@@ -2,7 +2,7 @@
 
 A job has a planned start (when "run now" would start it), a duration and a power draw, and may run anywhere
 inside its flexibility window ``[release, deadline]`` (release defaults to the planned start; the deadline to
-``release + window``). On the 30-minute grid of ``labkit.carbon.series``:
+``release + window``). On the 30-minute grid of ``labkit.carbon.timeseries``:
 
 * a job that cannot be interrupted starts at the slot where the forecast mean over its duration is lowest;
 * an interruptible job runs in the ``duration / 30 min`` slots of its window with the lowest forecast;
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labkit.carbon.series import STEP_H, YEAR, _code, _NAMES, grid
+from labkit.carbon.timeseries import _NAMES, STEP_H, YEAR, _code, grid
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Schedule:
     mean_delay_h: float                # finish time minus planned finish, mean over jobs (negative = earlier)
     max_delay_h: float
     jobs_worse_than_now: int           # jobs that emit more than at their planned time (forecast error)
-    jobs: object = field(repr=False)   # DataFrame, one row per job
+    jobs: object = field(repr=False, compare=False)   # DataFrame, one row per job
 
     def to_frame(self):
         """One row per job: planned, start, finish, delay_h, carbon_g, run_now_g, saved_g, saved_pct."""
