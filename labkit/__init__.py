@@ -34,6 +34,8 @@ _API = {
     "check": "labkit.check:check",
     "partition": "labkit.partition:partition",
     "Plan": "labkit.partition:Plan",
+    "placement": "labkit.carbon_placement:placement",
+    "Placement": "labkit.carbon_placement:Placement",
 }
 _SUBMODULES = {"plot", "zoo", "carbon", "systolic", "widgets", "data", "compile", "compress"}
 

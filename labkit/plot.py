@@ -163,7 +163,9 @@ def timeline(plan, ax=None, *, baselines: bool = False):
 
 # Trade-off pictures of labs 02-04 live in their own modules and load on first use.
 _MORE = {"pareto": "labkit.plot_compress:pareto", "sensitivity": "labkit.plot_compress:sensitivity",
-         "break_even": "labkit.plot_compile:break_even", "fusions": "labkit.plot_compile:fusions"}
+         "break_even": "labkit.plot_compile:break_even", "fusions": "labkit.plot_compile:fusions",
+         "carbon_week": "labkit.plot_carbon:carbon_week", "carbon_heatmap": "labkit.plot_carbon:carbon_heatmap",
+         "carbon_savings": "labkit.plot_carbon:carbon_savings", "carbon_pareto": "labkit.plot_carbon:carbon_pareto"}
 
 
 def __getattr__(name: str):
