@@ -8,7 +8,8 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
 - calibration: ``labkit calibrate --quick --runtime torch`` (what lab 00 triggers at first use) and the full
   ``labkit calibrate`` (both runtimes), each from a fresh cache, as wall time of the whole command;
 - ``labkit grade`` throughput on 1 and 2 workers, over N copies of lab 00's solution;
-- ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile.
+- ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile;
+- lk.carbon's replication of "Let's Wait Awhile" (bench/carbon.py): its run time and headline savings.
 
 Benchmarks are not tests: this script reports, and exits 0 even when a figure is over budget. It writes
 bench/results/bench-<time>.json (and latest.json). Timings on a shared or busy machine are noisy: the load
@@ -38,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import carbon as carbon_bench  # noqa: E402
 from notebook_run import kernel_env, run_notebook  # noqa: E402
 from synthetic import layered_profile  # noqa: E402
 
@@ -210,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = [("notebooks", lambda tmp: bench_notebooks(tmp, binder=not args.no_binder)),
                 ("calibration", lambda tmp: bench_calibration(tmp, full=not args.no_full_calibration)),
                 ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
-                ("simulator", lambda tmp: bench_simulator())]
+                ("simulator", lambda tmp: bench_simulator()),
+                ("carbon", lambda tmp: carbon_bench.rows())]
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
         for name, fn in sections:
             print(f"{name} ...", flush=True)
