@@ -102,3 +102,17 @@ def test_france_is_cleanest_and_flattest():
     de, gb, fr = (lk.carbon.profile(c) for c in ("de", "gb", "fr"))
     assert fr.mean_g_per_kwh < gb.mean_g_per_kwh < de.mean_g_per_kwh
     assert fr.daily_swing_g_per_kwh < min(de.daily_swing_g_per_kwh, gb.daily_swing_g_per_kwh)
+
+
+def test_carbon_namespace_names_resolve_and_stay_functions():
+    import importlib
+
+    for mod in ("yearly", "timeseries", "power_meter", "scheduler", "uncertainty", "workloads"):
+        importlib.import_module(f"labkit.carbon.{mod}")
+    for name in lk.carbon.__all__:
+        assert getattr(lk.carbon, name) is not None, name
+    for name in ("series", "profile", "schedule", "intensity", "carbon_g", "pue", "power", "carbon_range"):
+        assert callable(getattr(lk.carbon, name)) and not isinstance(getattr(lk.carbon, name), type(lk)), name
+    for name in ("carbon_week", "carbon_heatmap", "carbon_savings", "carbon_pareto"):
+        assert callable(getattr(lk.plot, name)), name
+    assert callable(lk.placement)
