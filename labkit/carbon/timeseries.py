@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
-
 from labkit.carbon.yearly import _key
 from labkit.catalog import file_version
 from labkit.dtypes import unknown_name
@@ -186,7 +184,3 @@ def profile(region) -> GridProfile:
         cleanest_hour=int(by_hour["mean"].idxmin()), dirtiest_hour=int(by_hour["mean"].idxmax()),
         cleanest_month=int(by_month["mean"].idxmin()), dirtiest_month=int(by_month["mean"].idxmax()),
         hour_month=table, by_hour=by_hour, by_month=by_month)
-
-
-def _as_array(s) -> np.ndarray:
-    return np.asarray(s.to_numpy(), dtype=float)
