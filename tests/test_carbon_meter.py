@@ -126,3 +126,19 @@ def test_metered_energy_to_range_and_bad_input(tmp_path):
         lk.carbon.carbon_range((2e6, 1e6), "fr")
     with pytest.raises(ValueError, match="unknown region"):
         lk.carbon.carbon_range(1e6, "narnia")
+
+
+def test_estimate_range_spans_idle_to_peak_power():
+    import torch
+
+    e = lk.estimate(lk.profile(torch.nn.Linear(512, 512), torch.zeros(16, 512)), "a100-sxm", region="de")
+    d = lk.device("a100-sxm")
+    r = lk.carbon.estimate_range(e, seed=3, n=50_000)
+    s = lk.carbon.series("de")
+    s = s[s.index.minute % 30 == 0]
+    k = e.latency_s / 3.6e6 * lk.carbon.pue(d)
+    assert d.idle_w * k * s.min() <= r.p5_g < r.p95_g <= d.peak_w * k * s.max()
+    assert r.mean_g == pytest.approx((d.idle_w + d.peak_w) / 2 * k * float(s.mean()), rel=0.02)
+    assert d.idle_w * k * s.min() <= e.carbon_g <= d.peak_w * k * s.max()
+    with pytest.raises(ValueError, match="lk.estimate"):
+        lk.carbon.estimate_range(3.0)

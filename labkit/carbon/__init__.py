@@ -17,10 +17,10 @@ purpose: a submodule named like a function re-exported here would be shadowed by
 from labkit.carbon.power_meter import Energy, PowerReading, meter, power
 from labkit.carbon.scheduler import Job, Schedule, schedule
 from labkit.carbon.timeseries import GridProfile, profile, series, series_regions
-from labkit.carbon.uncertainty import Range, carbon_range
+from labkit.carbon.uncertainty import Range, carbon_range, estimate_range
 from labkit.carbon.workloads import ml_jobs, nightly_jobs
 from labkit.carbon.yearly import J_PER_KWH, carbon_g, intensity, pue, regions
 
 __all__ = ["J_PER_KWH", "Energy", "GridProfile", "Job", "PowerReading", "Range", "Schedule", "carbon_g",
-           "carbon_range", "intensity", "meter", "ml_jobs", "nightly_jobs", "power", "profile", "pue", "regions",
+           "carbon_range", "estimate_range", "intensity", "meter", "ml_jobs", "nightly_jobs", "power", "profile", "pue", "regions",
            "schedule", "series", "series_regions"]

@@ -90,3 +90,28 @@ def carbon_range(energy_j, region, pue=1.0, *, n: int = 10_000, seed: int = 0) -
     p5, p50, p95 = np.percentile(grams, [5, 50, 95])
     return Range(float(grams.mean()), float(p5), float(p50), float(p95), n, seed,
                  f"energy U[{e_lo:.3g}, {e_hi:.3g}] J, PUE U[{p_lo:g}, {p_hi:g}], {what}")
+
+
+def estimate_range(estimate, pue=None, *, n: int = 10_000, seed: int = 0) -> Range:
+    """The carbon of an ``lk.estimate`` result as a 5-95 % range, not a point (labs 01, 12).
+
+    Power: the device may draw anything between its idle and peak power for the predicted time (the roofline
+    model's load curve is the uncertain part), so energy is uniform on ``[idle_w, peak_w] x latency_s``.
+    PUE: the device's class value unless `pue` (a number or a (low, high) pair) is given. Intensity: as in
+    ``carbon_range``, for the estimate's region.
+
+    >>> import labkit as lk, torch
+    >>> e = lk.estimate(lk.profile(torch.nn.Linear(256, 256), torch.zeros(8, 256)), "l4", region="de")
+    >>> r = lk.carbon.estimate_range(e, pue=(1.1, 1.6))
+    >>> r.p5_g < r.p95_g
+    True
+    """
+    from labkit.carbon.yearly import pue as pue_of
+    from labkit.targets import device as lookup
+
+    for attr in ("device", "latency_s", "region"):
+        if not hasattr(estimate, attr):
+            raise ValueError(f"estimate_range takes the result of lk.estimate (it needs .{attr}), got {estimate!r}.")
+    dev = lookup(estimate.device)
+    energy = (dev.idle_w * estimate.latency_s, dev.peak_w * estimate.latency_s)
+    return carbon_range(energy, estimate.region, pue=pue_of(dev) if pue is None else pue, n=n, seed=seed)
