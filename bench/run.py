@@ -11,6 +11,7 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
 - ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile;
 - ``lk.deploy.simulate`` (bench/deploy.py): 10^6 requests through a batching pool, a 3-pool autoscaling fleet
   over the 1-hour Azure trace, scaling in requests, and the speed-up over a simpy model of the same pool.
+- lk.carbon's replication of "Let's Wait Awhile" (bench/carbon.py): its run time and headline savings.
 
 Benchmarks are not tests: this script reports, and exits 0 even when a figure is over budget. It writes
 bench/results/bench-<time>.json (and latest.json). Timings on a shared or busy machine are noisy: the load
@@ -40,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import carbon as carbon_bench  # noqa: E402
 from deploy import bench_deploy  # noqa: E402
 from notebook_run import kernel_env, run_notebook  # noqa: E402
 from synthetic import layered_profile  # noqa: E402
@@ -214,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("calibration", lambda tmp: bench_calibration(tmp, full=not args.no_full_calibration)),
                 ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
                 ("simulator", lambda tmp: bench_simulator()),
-                ("deploy", lambda tmp: bench_deploy())]
+                ("deploy", lambda tmp: bench_deploy()),
+                ("carbon", lambda tmp: carbon_bench.rows())]
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
         for name, fn in sections:
             print(f"{name} ...", flush=True)

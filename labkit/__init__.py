@@ -14,45 +14,30 @@ imported inside the functions that need them), so ``import labkit`` stays fast.
 
 from __future__ import annotations
 
+from labkit import carbon, compile, compress, deploy, plot, systolic, zoo
+from labkit.args import namespace
+from labkit.calibration.calibrate import Calibration, calibrate
+from labkit.calibration.validate import validate
+from labkit.deploy.placement import Placement, placement
+from labkit.dtypes import dtype_bytes
+from labkit.estimate import Estimate, estimate
+from labkit.grade.check import check
+from labkit.measure import Measurement, measure
+from labkit.partition import Plan, partition
+from labkit.plot import widgets
+from labkit.profile import Layer, Profile, profile
+from labkit.targets import Device, Link, device, devices, link, links
+from labkit.zoo import data
+
+# `from labkit.estimate import estimate` binds the function over the package of the same name for good: a
+# package binds its name on its parent only when it is first imported, which these lines have already done.
+
 __version__ = "0.1.0"
 
-# The namespaces: lk.plot, lk.zoo, ...
-from labkit import carbon, compile, compress, deploy, plot, systolic, zoo  # noqa: E402
-
-# The flat API. Functions that share their module's name (lk.measure, lk.profile, lk.estimate, ...) come last:
-# importing a submodule binds its name on the package, and these lines bind the function over it for good.
-from labkit.args import namespace  # noqa: E402
-from labkit.calibration.calibrate import (
-           Calibration,  # noqa: E402
-           calibrate,  # noqa: E402, I001
-)
-from labkit.calibration.validate import validate  # noqa: E402
-from labkit.dtypes import dtype_bytes  # noqa: E402
-from labkit.estimate import (
-           Estimate,  # noqa: E402
-           estimate,  # noqa: E402
-)
-from labkit.grade.check import check  # noqa: E402
-from labkit.measure import (
-           Measurement,  # noqa: E402
-           measure,  # noqa: E402
-)
-from labkit.partition import (
-           Plan,  # noqa: E402
-           partition,  # noqa: E402
-)
-from labkit.plot import widgets  # noqa: E402
-from labkit.profile import (  # noqa: E402
-           Layer,
-           Profile,
-           profile,  # noqa: E402
-)
-from labkit.targets import Device, Link, device, devices, link, links  # noqa: E402
-from labkit.zoo import data  # noqa: E402
-
-__all__ = ["Calibration", "Device", "Estimate", "Layer", "Link", "Measurement", "Plan", "Profile", "calibrate",
-           "carbon", "check", "compile", "compress", "data", "deploy", "device", "devices", "dtype_bytes", "estimate",
-           "link", "links", "measure", "partition", "plot", "profile", "systolic", "validate", "widgets", "zoo"]
+__all__ = ["Calibration", "Device", "Estimate", "Layer", "Link", "Measurement", "Placement", "Plan", "Profile",
+           "calibrate", "carbon", "check", "compile", "compress", "data", "deploy", "device", "devices",
+           "dtype_bytes", "estimate", "link", "links", "measure", "partition", "placement", "plot", "profile",
+           "systolic", "validate", "widgets", "zoo"]
 
 __getattr__, __dir__ = namespace("labkit", __all__)
 del namespace

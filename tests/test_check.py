@@ -153,3 +153,11 @@ def test_infinity_matches_only_the_same_infinity(capsys):
     assert not lk.check("00.q9", 1e308, expected=math.inf).passed
     assert not lk.check("00.q9", math.inf, expected=5.0).passed
     _out(capsys)
+
+
+def test_a_numpy_true_from_a_test_function_passes_and_a_numpy_false_fails(capsys):
+    np = pytest.importorskip("numpy")
+    assert lk.check("00.q1", lambda: 3, test=lambda v: np.bool_(v == 3)).passed
+    assert lk.check("00.q1", lambda: 3, test=lambda v: np.bool_(v == 4)).passed is False
+    assert lk.check("00.q1", lambda: 3, test=lambda v: np.array([v == 3]).all()).passed
+    _out(capsys)

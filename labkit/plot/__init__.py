@@ -2,12 +2,13 @@
 """
 
 from labkit.args import namespace
+from labkit.plot.carbon import carbon_heatmap, carbon_pareto, carbon_savings, carbon_week
 from labkit.plot.compile import break_even, fusions
 from labkit.plot.compress import pareto, sensitivity
 from labkit.plot.deploy import batching_knee, fleet_timeline, latency_cdf
 from labkit.plot.roofline import roof, roofline, timeline
 from labkit.plot.validation import validation
 
-__all__ = ["batching_knee", "break_even", "fleet_timeline", "fusions", "latency_cdf", "pareto", "roof", "roofline", "sensitivity", "timeline", "validation"]
+__all__ = ["batching_knee", "break_even", "carbon_heatmap", "carbon_pareto", "carbon_savings", "carbon_week", "fleet_timeline", "fusions", "latency_cdf", "pareto", "roof", "roofline", "sensitivity", "timeline", "validation"]
 
 __getattr__, __dir__ = namespace("lk.plot", __all__)

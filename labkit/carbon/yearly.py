@@ -1,6 +1,10 @@
-"""``lk.carbon``: grid carbon intensity per region, data-centre PUE, and grams of CO2e for an energy.
+"""``lk.carbon`` yearly tables: grid carbon intensity per region, data-centre PUE, grams of CO2e for an energy.
 
     carbon_g = energy_j / 3.6e6 J/kWh  x  grid intensity (gCO2e/kWh)  x  PUE
+
+The 2020 time series (labkit.carbon.timeseries) and the scheduler build on this module, never the reverse.
+Data: datasets/carbon.toml (yearly averages with source and year). Introduced in lab 10; lab 01 meets it
+through ``lk.estimate(...).carbon_g``.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ import math
 import numbers
 from functools import lru_cache
 
-from labkit.args import namespace, unknown_name
+from labkit.args import unknown_name
 from labkit.targets.catalog import catalog_key, file_version, read_toml
 
 J_PER_KWH = 3.6e6
@@ -29,12 +33,14 @@ def _tables(version: tuple[str, int]) -> tuple[dict, dict, dict, dict]:
     return grids, regions, pue_classes, by_kind
 
 
-def _data():
+def tables():
+    """grids, cloud regions, PUE classes and PUE by kind, from carbon.toml (re-read when the file changes)."""
     return _tables(file_version("carbon.toml"))
 
 
-def _grid_of(region) -> tuple[str, dict]:
-    grids, regions, _, _ = _data()
+def grid_of(region) -> tuple[str, dict]:
+    """(grid code, its carbon.toml row) for a grid or a cloud region: e.g. "aws-eu-west-3" -> ("fr", {...})."""
+    grids, regions, _, _ = tables()
     key = catalog_key(region)
     if key in grids:
         return key, grids[key]
@@ -54,7 +60,7 @@ def regions():
     """
     import pandas as pd
 
-    grids, cloud, _, _ = _data()
+    grids, cloud, _, _ = tables()
     rows = [{"region": code, "kind": "grid", "name": g["name"], "grid": code, "g_per_kwh": float(g["g_per_kwh"]),
              "year": g["year"], "approximate": bool(g.get("approximate", False)), "source": g["source"]}
             for code, g in grids.items()]
@@ -76,7 +82,7 @@ def intensity(region) -> float:
     >>> lk.carbon.intensity("aws-us-east-1") == lk.carbon.intensity("us-va")
     True
     """
-    return float(_grid_of(region)[1]["g_per_kwh"])
+    return float(grid_of(region)[1]["g_per_kwh"])
 
 
 def pue(device_or_kind="cloud-gpu") -> float:
@@ -93,7 +99,7 @@ def pue(device_or_kind="cloud-gpu") -> float:
     """
     from labkit.targets import KINDS, Device, device
 
-    _, _, classes, by_kind = _data()
+    _, _, classes, by_kind = tables()
     if isinstance(device_or_kind, Device):
         kind = device_or_kind.kind
     elif isinstance(device_or_kind, str) and catalog_key(device_or_kind) in classes:
@@ -131,7 +137,3 @@ def carbon_g(energy_j, region, pue: float = 1.0) -> float:
         raise ValueError(f"pue must be >= 1.0 (facility energy / IT energy; 1.0 = no overhead), got {pue!r}.")
     return float(energy_j) / J_PER_KWH * intensity(region) * float(pue)
 
-
-__all__ = ["J_PER_KWH", "carbon_g", "intensity", "pue", "regions"]
-
-__getattr__, __dir__ = namespace("lk.carbon", __all__)
