@@ -163,7 +163,9 @@ def timeline(plan, ax=None, *, baselines: bool = False):
 
 # Trade-off pictures of labs 02-04 live in their own modules and load on first use.
 _MORE = {"pareto": "labkit.plot_compress:pareto", "sensitivity": "labkit.plot_compress:sensitivity",
-         "break_even": "labkit.plot_compile:break_even", "fusions": "labkit.plot_compile:fusions"}
+         "break_even": "labkit.plot_compile:break_even", "fusions": "labkit.plot_compile:fusions",
+         "llm_roofline": "labkit.plot_llm:llm_roofline", "tpot_context": "labkit.plot_llm:tpot_context",
+         "batching_knee": "labkit.plot_llm:batching_knee"}
 
 
 def __getattr__(name: str):
