@@ -36,6 +36,7 @@ _API = {
     "published": "labkit.llm.validation:published",
     "validate_published": "labkit.llm.validation:validate_published",
     "tokens_per_s": "labkit.llm.validation:tokens_per_s",
+    "step_time": "labkit.llm.validation:step_time",
     "quantize": "labkit.llm.quant:quantize",
     "Quantized": "labkit.llm.quant:Quantized",
     "model": "labkit.llm.model",

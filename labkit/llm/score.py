@@ -19,6 +19,11 @@ def val_loss(model, windows: int | None = None, split: str = "val", batch: int =
     """Mean cross-entropy (nats/char) of `model` on the first `windows` context-long windows of `split`.
 
     ``windows=None`` scores the whole split. Lab 08 re-scores the shipped weights with it.
+
+    >>> import labkit as lk
+    >>> gpt, recorded = lk.zoo.load("gpt")
+    >>> abs(lk.llm.val_loss(gpt) - recorded) < 1e-3
+    True
     """
     import torch
 

@@ -22,7 +22,12 @@ TRAIN_FRACTION = 0.9
 
 @lru_cache(maxsize=1)
 def corpus() -> str:
-    """The whole tinyshakespeare text (1,115,394 characters)."""
+    """The whole tinyshakespeare text (lab 08).
+
+    >>> from labkit.llm.text import corpus
+    >>> len(corpus())
+    1115394
+    """
     from labkit.catalog import dataset_path
 
     return dataset_path(CORPUS).read_text(encoding="utf-8")
@@ -30,7 +35,12 @@ def corpus() -> str:
 
 @lru_cache(maxsize=1)
 def chars() -> str:
-    """The vocabulary: the corpus's distinct characters, sorted; a token id is an index into it."""
+    """The vocabulary: the corpus's distinct characters, sorted; a token id is an index into it (lab 08).
+
+    >>> from labkit.llm.text import chars
+    >>> chars()[:3], chars()[-1]
+    ('\\n !', 'z')
+    """
     return "".join(sorted(set(corpus())))
 
 
@@ -52,13 +62,23 @@ def encode(s: str) -> list[int]:
 
 
 def decode(ids) -> str:
-    """The text of a sequence of token ids (ints or a 1-D tensor)."""
+    """The text of a sequence of token ids (ints or a 1-D tensor) (lab 08).
+
+    >>> from labkit.llm.text import decode
+    >>> decode([20, 43, 50, 50, 53])
+    'Hello'
+    """
     table = chars()
     return "".join(table[int(i)] for i in ids)
 
 
 def split(name: str):
-    """The token ids of the ``"train"`` or ``"val"`` split as a 1-D int64 tensor (lab 08)."""
+    """The token ids of the ``"train"`` or ``"val"`` split as a 1-D int64 tensor (lab 08).
+
+    >>> from labkit.llm.text import split
+    >>> len(split("train")) + len(split("val"))
+    1115394
+    """
     if name not in ("train", "val"):
         from labkit.dtypes import unknown_name
 

@@ -29,6 +29,26 @@ def tokens_per_s(model, device, context: int = 256, dtype: str = "fp16", weight_
     return batch / est.latency_s
 
 
+def step_time(model, device, decode_contexts=(), prefill=(), dtype: str = "fp16",
+              weight_bits: float | None = None) -> float:
+    """Predicted seconds of one engine step with a mixed batch on `device` (continuous batching, lab 09).
+
+    `decode_contexts`: cached length of each running sequence; `prefill`: prompt chunks (ints, or
+    ``(cached, new)`` pairs), as ``lk.llm.step`` takes them.
+
+    >>> import labkit as lk
+    >>> alone = lk.llm.step_time("llama-3.1-8b", "h100-sxm", decode_contexts=[500])
+    >>> with_32 = lk.llm.step_time("llama-3.1-8b", "h100-sxm", decode_contexts=[500] * 32)
+    >>> with_32 < 2 * alone                   # 32 tokens for less than twice the time of one
+    True
+    """
+    from labkit.estimate import estimate
+    from labkit.llm.profiles import step
+
+    profile = step(model, decode_contexts=decode_contexts, prefill=prefill, dtype=dtype, weight_bits=weight_bits)
+    return estimate(profile, device, dtype).latency_s
+
+
 def published():
     """The published decode speeds (datasets/llm_published.toml) as a pandas DataFrame, one row each (lab 08)."""
     import pandas as pd
