@@ -26,19 +26,20 @@ FOUNDATION_ALLOWED = {"args": set(), "units": set(), "paths": set(), "dtypes": {
 
 # The flow: targets + model -> profile -> estimate -> decisions -> report; grading beside it.
 SIMULATOR = {"targets", "carbon", "profile", "zoo", "systolic", "estimate", "calibration", "compile", "compress",
-             "partition", "deploy", "plot"}
+             "partition", "deploy", "llm", "plot"}
 ALLOWED: dict[str, set[str]] = {
     "targets": set(),
     "carbon": {"targets"},                       # a leaf with data, below estimate
     "profile": set(),                            # model -> Profile; never estimate
-    "zoo": {"targets"},                          # the models and their data; weights live in datasets/
+    "zoo": {"targets", "llm"},                   # the models and their data; lk.zoo.load("gpt") is llm's model
     "systolic": set(),                           # the array model estimate uses, its simulator and pictures
     "estimate": {"targets", "carbon", "systolic"},   # never the profiler, plot or a decision
     "compile": {"profile"},
     "calibration": {"targets", "profile", "zoo", "estimate", "compile"},
     "compress": {"zoo", "compile", "profile"},
     "partition": {"targets", "estimate", "profile"},
-    "deploy": {"targets", "carbon", "zoo", "profile", "estimate", "compile"},   # fleets: service times from estimate
+    "llm": {"targets", "profile", "estimate"},   # the small GPT and published LLMs, on paper and run
+    "deploy": {"targets", "carbon", "zoo", "profile", "estimate", "compile", "llm"},   # fleets: service times from estimate
     "plot": SIMULATOR - {"plot"},                # the report end: may read anything of the simulator
     "grade": set(),                              # beside the simulator, never in it
     "cli": SIMULATOR | {"grade"},                # the `labkit` command dispatches to everything

@@ -174,7 +174,8 @@ def test_devices_table_in_human_units():
     for col in ("kind", "vendor", "fp32_tflops", "int8_tops", "idle_w", "peak_w", "price_usd_per_hour", "region"):
         assert col in t.columns
     edge = lk.devices(kind="edge-gpu")
-    assert set(edge.index) == {"jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin"}
+    assert set(edge.index) == {"jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "apple-m4", "apple-m1-max",
+                               "apple-m3-ultra"}
     with pytest.raises(ValueError, match="cloud-gpu"):
         lk.devices(kind="cloud-gpus")
 

@@ -293,11 +293,18 @@ def weights_path(name: str):
 def load(name: str) -> Loaded:
     """A zoo model with its shipped trained weights, in eval mode, and its recorded test accuracy (lab 01).
 
+    ``lk.zoo.load("gpt")`` is the small language model of lab 08 (labkit.llm.model.load): it unpacks as
+    ``model, val_loss`` (nats per character) instead.
+
     >>> import labkit as lk
     >>> model, accuracy = lk.zoo.load("cnn")
     >>> accuracy > 0.9
     True
     """
+    if name == "gpt":
+        from labkit.llm.model import load as load_gpt
+
+        return load_gpt()
     import json
 
     import torch
