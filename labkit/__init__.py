@@ -35,7 +35,7 @@ _API = {
     "partition": "labkit.partition:partition",
     "Plan": "labkit.partition:Plan",
 }
-_SUBMODULES = {"plot", "zoo", "carbon", "systolic", "widgets", "data", "compile", "compress"}
+_SUBMODULES = {"plot", "zoo", "carbon", "systolic", "widgets", "data", "compile", "compress", "federated"}
 
 __all__ = sorted([*_API, *_SUBMODULES])
 

@@ -163,7 +163,9 @@ def timeline(plan, ax=None, *, baselines: bool = False):
 
 # Trade-off pictures of labs 02-04 live in their own modules and load on first use.
 _MORE = {"pareto": "labkit.plot_compress:pareto", "sensitivity": "labkit.plot_compress:sensitivity",
-         "break_even": "labkit.plot_compile:break_even", "fusions": "labkit.plot_compile:fusions"}
+         "break_even": "labkit.plot_compile:break_even", "fusions": "labkit.plot_compile:fusions",
+         "accuracy_rounds": "labkit.plot_federated:accuracy_rounds", "label_mix": "labkit.plot_federated:label_mix",
+         "round_timeline": "labkit.plot_federated:round_timeline"}
 
 
 def __getattr__(name: str):

@@ -13,12 +13,13 @@ def test_every_public_name_resolves():
 
 
 def test_every_sub_namespace_name_resolves():
-    for namespace in (lk.compile, lk.compress):
+    for namespace in (lk.compile, lk.compress, lk.federated):
         for name in namespace.__all__:
             assert getattr(namespace, name) is not None, (namespace.__name__, name)
     for name in ("simulate", "SimResult", "plot_frames", "plot_busy", "slider", "utilization"):
         assert getattr(lk.systolic, name) is not None, name
-    for name in ("roofline", "timeline", "pareto", "sensitivity", "break_even", "fusions"):
+    for name in ("roofline", "timeline", "pareto", "sensitivity", "break_even", "fusions", "accuracy_rounds",
+                 "label_mix", "round_timeline"):
         assert callable(getattr(lk.plot, name)), name
 
 
