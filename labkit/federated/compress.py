@@ -17,7 +17,7 @@ Layering: numpy and labkit.args only.
 >>> import numpy as np
 >>> c = Compression(topk=0.5, int8=True)
 >>> p, residual = c.encode(np.array([0.1, -2.0, 0.3, 1.0], dtype=np.float32))
->>> p.bytes, [round(v, 3) for v in p.decode()]   # 2 int8 values + 2 int32 indices + 1 float32 scale
+>>> p.bytes, [round(float(v), 3) for v in p.decode()]   # 2 int8 values + 2 int32 indices + 1 float32 scale
 (14, [0.0, -2.0, 0.0, 1.008])
 """
 
