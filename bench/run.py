@@ -8,7 +8,8 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
 - calibration: ``labkit calibrate --quick --runtime torch`` (what lab 00 triggers at first use) and the full
   ``labkit calibrate`` (both runtimes), each from a fresh cache, as wall time of the whole command;
 - ``labkit grade`` throughput on 1 and 2 workers, over N copies of lab 00's solution;
-- ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile.
+- ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile;
+- ``lk.federated``: one FedAvg run in process and on Ray (bench/federated.py also prints the Table-2 sweep).
 
 Benchmarks are not tests: this script reports, and exits 0 even when a figure is over budget. It writes
 bench/results/bench-<time>.json (and latest.json). Timings on a shared or busy machine are noisy: the load
@@ -166,6 +167,17 @@ def bench_simulator() -> list[dict]:
     return rows
 
 
+def bench_federated() -> list[dict]:
+    """lab 10: the same FedAvg run in process and on Ray (bench/federated.py has the Table-2 sweep too)."""
+    from federated import backends
+
+    b = backends()
+    note = f"{b['rounds']} rounds, K=100, C=0.1; weights bit-identical: {b['identical']}"
+    return [_row("lk.federated FedAvg, in process", b["inprocess_s"], "s", note=note),
+            _row("lk.federated FedAvg, on Ray (with cluster start-up)", b["ray_with_startup_s"], "s", note=note),
+            _row("lk.federated FedAvg, on Ray (cluster already up)", b["ray_warm_s"], "s", note=note)]
+
+
 def machine() -> dict:
     import psutil
 
@@ -210,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = [("notebooks", lambda tmp: bench_notebooks(tmp, binder=not args.no_binder)),
                 ("calibration", lambda tmp: bench_calibration(tmp, full=not args.no_full_calibration)),
                 ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
-                ("simulator", lambda tmp: bench_simulator())]
+                ("simulator", lambda tmp: bench_simulator()),
+                ("federated", lambda tmp: bench_federated())]
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
         for name, fn in sections:
             print(f"{name} ...", flush=True)
