@@ -12,6 +12,7 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
 - ``lk.deploy.simulate`` (bench/deploy.py): 10^6 requests through a batching pool, a 3-pool autoscaling fleet
   over the 1-hour Azure trace, scaling in requests, and the speed-up over a simpy model of the same pool.
 - lk.carbon's replication of "Let's Wait Awhile" (bench/carbon.py): its run time and headline savings.
+- ``lk.federated``: one FedAvg run in process and on Ray (bench/federated.py also prints the Table-2 sweep).
 
 Benchmarks are not tests: this script reports, and exits 0 even when a figure is over budget. It writes
 bench/results/bench-<time>.json (and latest.json). Timings on a shared or busy machine are noisy: the load
@@ -171,6 +172,17 @@ def bench_simulator() -> list[dict]:
     return rows
 
 
+def bench_federated() -> list[dict]:
+    """lab 10: the same FedAvg run in process and on Ray (bench/federated.py has the Table-2 sweep too)."""
+    from federated import backends
+
+    b = backends()
+    note = f"{b['rounds']} rounds, K=100, C=0.1; weights bit-identical: {b['identical']}"
+    return [_row("lk.federated FedAvg, in process", b["inprocess_s"], "s", note=note),
+            _row("lk.federated FedAvg, on Ray (with cluster start-up)", b["ray_with_startup_s"], "s", note=note),
+            _row("lk.federated FedAvg, on Ray (cluster already up)", b["ray_warm_s"], "s", note=note)]
+
+
 def machine() -> dict:
     import psutil
 
@@ -217,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
                 ("simulator", lambda tmp: bench_simulator()),
                 ("deploy", lambda tmp: bench_deploy()),
-                ("carbon", lambda tmp: carbon_bench.rows())]
+                ("carbon", lambda tmp: carbon_bench.rows()),
+                ("federated", lambda tmp: bench_federated())]
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
         for name, fn in sections:
             print(f"{name} ...", flush=True)

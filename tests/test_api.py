@@ -13,13 +13,13 @@ def test_every_public_name_resolves():
 
 
 def test_every_sub_namespace_name_resolves():
-    for namespace in (lk.compile, lk.compress, lk.deploy):
+    for namespace in (lk.compile, lk.compress, lk.deploy, lk.federated, lk.llm, lk.carbon):
         for name in namespace.__all__:
             assert getattr(namespace, name) is not None, (namespace.__name__, name)
     for name in ("simulate", "SimResult", "plot_frames", "plot_busy", "slider", "utilization"):
         assert getattr(lk.systolic, name) is not None, name
     for name in ("roofline", "timeline", "pareto", "sensitivity", "break_even", "fusions", "latency_cdf",
-                 "fleet_timeline", "batching_knee"):
+                 "fleet_timeline", "batching_knee", "accuracy_rounds", "label_mix", "round_timeline"):
         assert callable(getattr(lk.plot, name)), name
 
 

@@ -26,7 +26,7 @@ FOUNDATION_ALLOWED = {"args": set(), "units": set(), "paths": set(), "dtypes": {
 
 # The flow: targets + model -> profile -> estimate -> decisions -> report; grading beside it.
 SIMULATOR = {"targets", "carbon", "profile", "zoo", "systolic", "estimate", "calibration", "compile", "compress",
-             "partition", "deploy", "llm", "plot"}
+             "partition", "deploy", "llm", "federated", "plot"}
 ALLOWED: dict[str, set[str]] = {
     "targets": set(),
     "carbon": {"targets"},                       # a leaf with data, below estimate
@@ -39,7 +39,8 @@ ALLOWED: dict[str, set[str]] = {
     "compress": {"zoo", "compile", "profile"},
     "partition": {"targets", "estimate", "profile"},
     "llm": {"targets", "profile", "estimate"},   # the small GPT and published LLMs, on paper and run
-    "deploy": {"targets", "carbon", "zoo", "profile", "estimate", "compile", "llm"},   # fleets: service times from estimate
+    "deploy": {"targets", "carbon", "zoo", "profile", "estimate", "compile", "llm"},
+    "federated": {"targets", "carbon", "zoo", "profile", "estimate"},   # clients on catalog devices and links   # fleets: service times from estimate
     "plot": SIMULATOR - {"plot"},                # the report end: may read anything of the simulator
     "grade": set(),                              # beside the simulator, never in it
     "cli": SIMULATOR | {"grade"},                # the `labkit` command dispatches to everything
