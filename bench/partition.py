@@ -14,8 +14,8 @@ import sys
 import time
 
 import labkit as lk
-from labkit.partition import cut as partition_cut
 from labkit.partition import Problem as _Problem
+from labkit.partition import cut as partition_cut
 
 LINKS = ("3g", "lte", "wifi", "5g", "ethernet")
 

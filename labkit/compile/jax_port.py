@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from labkit.measure import Measurement, measure
 
+
 @dataclass(frozen=True, repr=False)
 class JaxModel:
     """A pure JAX function and its params: ``fn(params, x)`` equals ``model(x)`` of the torch model.

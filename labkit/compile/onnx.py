@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+
 def export_file(model, args, path: str) -> None:
     """ONNX export of a torch model to `path`, as calibration, validation and lk.compile all do it: batch axis dynamic, inputs x0, x1, …;
     the TorchScript exporter (fast), else the dynamo one."""

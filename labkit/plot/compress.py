@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+
 def _reports(results):
     from labkit.compress.report import Compressed, Report
 

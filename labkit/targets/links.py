@@ -11,6 +11,7 @@ from types import MappingProxyType
 from labkit.args import Number, check, unknown_name
 from labkit.targets.catalog import catalog_key, file_version, read_toml
 
+
 @dataclass(frozen=True)
 class Link:
     """A network link between an edge device and the cloud.
