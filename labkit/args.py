@@ -60,6 +60,8 @@ class Int:
     high: int | None = None
 
     def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"an int in [{self.low}, {self.high}]"
         return " ".join(filter(None, ["an int", _bounds(self.low, self.high, False, False)]))
 
     def __call__(self, value):
@@ -105,6 +107,20 @@ class Number:
 
 
 @dataclass(frozen=True)
+class Bool:
+    """``True`` or ``False`` (numpy bools too; never 0, 1 or a string); normalised to ``bool``."""
+
+    def __str__(self) -> str:
+        return "True or False"
+
+    def __call__(self, value):
+        # numpy's bool is no subclass of bool; recognised by its type, so that args.py needs no numpy
+        kind = type(value)
+        numpy_bool = kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+        return bool(value) if isinstance(value, bool) or numpy_bool else REJECT
+
+
+@dataclass(frozen=True)
 class OneOf:
     """One of a fixed set of names; an unknown one lists its near matches."""
 
@@ -124,10 +140,10 @@ class OneOf:
 class Optional:
     """``None``, or a value that passes `rule`."""
 
-    rule: Int | Number | OneOf
+    rule: Int | Number | OneOf | Bool
 
     def __str__(self) -> str:
-        return f"None or {self.rule}"
+        return "None, True or False" if isinstance(self.rule, Bool) else f"None or {self.rule}"
 
     def __call__(self, value):
         return None if value is None else self.rule(value)

@@ -30,7 +30,7 @@ def ray_cluster(num_cpus: int = 2, address: str | None = None, object_store_byte
     ...     ray.get(ray.remote(lambda: 42).remote())
     42
     """
-    check_int("num_cpus", num_cpus, 1)
+    num_cpus = check_int("num_cpus", num_cpus, 1)
     import ray
 
     started = not ray.is_initialized()

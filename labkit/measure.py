@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labkit.args import Bool, Int, Number, Optional, check
 from labkit.units import si
 
 # The clock. Tests replace it with a fake one: monkeypatch.setattr(sys.modules["labkit.measure"], "_clock_ns", …)
@@ -94,8 +95,7 @@ class Measurement:
         >>> Measurement.from_samples([0.01, 0.01, 0.01]).throughput_per_s(batch=32)
         3200.0
         """
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"batch must be an int >= 1 (items per call), got {batch!r}.")
+        batch = check("batch (items per call)", batch, Int(low=1))
         return batch / self.p50_s if self.p50_s > 0 else math.inf
 
     def to_frame(self, name: str | None = None):
@@ -118,24 +118,19 @@ class Measurement:
         )
 
 
-def _check_args(fn, warmup, repeat, min_time_s, max_time_s, progress, inner_loops) -> None:
-    """Validate measure's arguments in one place; each error says what is allowed."""
+def _check_args(fn, warmup, repeat, min_time_s, max_time_s, progress, inner_loops) -> tuple:
+    """Validate measure's arguments in one place; each error says what is allowed. Returns them normalised."""
     if not callable(fn):
         raise ValueError(f"fn must be callable (a function, a model, a lambda), got {type(fn).__name__}.")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an int >= 0 (calls before timing), got {warmup!r}.")
-    if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1):
-        raise ValueError(f"repeat must be None (adaptive) or an int >= 1 (number of samples), got {repeat!r}.")
-    for what, value in (("min_time_s", min_time_s), ("max_time_s", max_time_s)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"{what} must be a number of seconds >= 0, got {value!r}.")
+    warmup = check("warmup (calls before timing)", warmup, Int(low=0))
+    repeat = check("repeat", repeat, Optional(Int(low=1)))
+    min_time_s = check("min_time_s", min_time_s, Number(low=0))
+    max_time_s = check("max_time_s", max_time_s, Number(low=0))
     if max_time_s < min_time_s:
         raise ValueError(f"max_time_s ({max_time_s}) must be >= min_time_s ({min_time_s}).")
-    if progress not in (None, True, False):
-        raise ValueError(f"progress must be None (automatic), True or False, got {progress!r}.")
-    if inner_loops is not None and (isinstance(inner_loops, bool) or not isinstance(inner_loops, int)
-                                    or inner_loops < 1):
-        raise ValueError(f"inner_loops must be None (automatic) or an int >= 1, got {inner_loops!r}.")
+    progress = check("progress", progress, Optional(Bool()))
+    inner_loops = check("inner_loops", inner_loops, Optional(Int(low=1)))
+    return warmup, repeat, min_time_s, max_time_s, progress, inner_loops
 
 
 def measure(fn, *args, warmup: int = 3, repeat: int | None = None, min_time_s: float = 0.2,
@@ -154,7 +149,8 @@ def measure(fn, *args, warmup: int = 3, repeat: int | None = None, min_time_s: f
     >>> m.p50_s >= 0.002
     True
     """
-    _check_args(fn, warmup, repeat, min_time_s, max_time_s, progress, inner_loops)
+    warmup, repeat, min_time_s, max_time_s, progress, inner_loops = _check_args(
+        fn, warmup, repeat, min_time_s, max_time_s, progress, inner_loops)
     clock = _clock_ns
 
     # 1. Warm-up: timed so we know how long one call takes, never recorded.

@@ -125,7 +125,7 @@ def test_estimate_on_local_device_matches_calibration_formula(cache):
         assert lk.estimate(prof, dev).latency_s == pytest.approx(expected, rel=1e-9)
     net, x = synthnet.random_net(3, batch=4)               # and on a whole network, at another batch
     prof = lk.profile(net, x)
-    expected = costfit.predict(benchrun.scaled_work(prof.layers, 8), cal.fits, call=True)
+    expected = costfit.predict(microbench.layer_work(prof.at_batch(32).layers), cal.fits, call=True)
     assert lk.estimate(prof, dev, batch=32).latency_s == pytest.approx(expected, rel=1e-4)
 
 

@@ -70,7 +70,7 @@ def test_only_the_named_layers_are_pruned(cnn, test_data):
 
 
 def test_prune_magnitude_validates(cnn, test_data):
-    with pytest.raises(ValueError, match=r"sparsity must be a fraction in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"sparsity must be a finite number in \[0, 1\]"):
         lk.compress.prune_magnitude(cnn, 1.5, test_data)
     with pytest.raises(ValueError, match="unknown scope 'globl'.*'global'"):
         lk.compress.prune_magnitude(cnn, 0.5, test_data, scope="globl")
@@ -162,7 +162,7 @@ def test_prune_channels_amount_rounding_and_layers(cnn, test_data):
         small, _ = lk.compress.prune_channels(cnn, 0.3, test_data, layers=["features.2.0"])
     assert [small.features[i][0].out_channels for i in (0, 2, 4)] == [16, int(32 * 0.7), 64]
     assert small.fc.in_features == 64 * 16
-    with pytest.raises(ValueError, match=r"amount must be a fraction in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"amount must be a finite number in \[0, 1\)"):
         lk.compress.prune_channels(cnn, 1.0, test_data)
 
 

@@ -145,7 +145,7 @@ def test_memory_fit_error():
 
 @pytest.mark.parametrize("batch", [0, -1, 1.5, True, "8"])
 def test_bad_batch(batch):
-    with pytest.raises(ValueError, match="batch must be a positive int"):
+    with pytest.raises(ValueError, match="batch must be an int >= 1"):
         lk.estimate(prof(linear()), toy_device(), batch=batch)
 
 

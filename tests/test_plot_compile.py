@@ -95,7 +95,7 @@ def test_break_even_bad_result(bad, match):
 
 @pytest.mark.parametrize("calls", [0, -5, float("inf"), "many", True])
 def test_break_even_bad_calls(calls):
-    with pytest.raises(ValueError, match="calls must be a positive number"):
+    with pytest.raises(ValueError, match="calls .*must be a positive finite number"):
         lk.plot.break_even((2.0, 3e-3, 1e-3), calls=calls)
 
 

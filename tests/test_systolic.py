@@ -116,7 +116,7 @@ def test_aligned_and_long_approaches_one():
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "8"])
 def test_bad_dimensions_raise(bad):
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="must be an int >= 1"):
         systolic.array_cycles(bad, 4, 4, 2, 2)
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="must be an int >= 1"):
         systolic.utilization(4, 4, 4, bad, 2)

@@ -99,9 +99,9 @@ def test_mixed_int_float_and_lists():
     (np.ones((2, 2), bool), np.ones((2, 2)), {}, "ints or floats"),
     (np.ones((2, 2), complex), np.ones((2, 2)), {}, "ints or floats"),
     (np.array([["a", "b"]]), np.ones((2, 2)), {}, "ints or floats"),
-    (np.ones((2, 2)), np.ones((2, 2)), {"rows": 0}, "positive int"),
-    (np.ones((2, 2)), np.ones((2, 2)), {"cols": 2.5}, "positive int"),
-    (np.ones((2, 2)), np.ones((2, 2)), {"rows": True}, "positive int"),
+    (np.ones((2, 2)), np.ones((2, 2)), {"rows": 0}, "must be an int >= 1"),
+    (np.ones((2, 2)), np.ones((2, 2)), {"cols": 2.5}, "must be an int >= 1"),
+    (np.ones((2, 2)), np.ones((2, 2)), {"rows": True}, "must be an int >= 1"),
     (np.ones((4096, 512)), np.ones((512, 512)), {"rows": 128, "cols": 128}, "array_cycles"),
 ])
 def test_bad_input_raises_a_clear_error(A, B, kwargs, match):

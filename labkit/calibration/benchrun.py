@@ -174,39 +174,31 @@ def _cases(runtime, name, build, batches, num_threads, stem):
     others' work is that profile scaled (per-sample work times the batch ratio, weights unchanged)."""
     from labkit.profile import profile
 
-    out, layers, sess, b0 = [], None, None, batches[0]
+    out, prof, sess, b0 = [], None, None, batches[0]
     for b in batches:
         model, args = build(b)
         if runtime == "torch":
             fn, fargs = model, args
-            if layers is None:
-                layers = profile(model, args if len(args) > 1 else args[0]).layers
+            if b == b0:
+                prof = profile(model, args if len(args) > 1 else args[0])
         else:
             if sess is None:   # one export and one session for every batch (the batch axis is dynamic)
                 onnx.export_file(model, args, stem + ".onnx")
                 sess = onnx.session(stem + ".onnx", num_threads, optimized_path=stem + ".opt.onnx")
             feeds = onnx.feeds(sess, args)
             fn, fargs = sess.run, (None, feeds)
-            if layers is None:
-                layers = _onnx_layers(profile, stem + ".opt.onnx", tuple(feeds.values()))
-        out.append((f"{name} b{b}", scaled_work(layers, b / b0), fn, fargs))
+            if b == b0:
+                prof = _onnx_profile(profile, stem + ".opt.onnx", tuple(feeds.values()))
+        work = [] if prof is None else microbench.layer_work(prof.at_batch(max(1, round(prof.batch * b / b0))).layers)
+        out.append((f"{name} b{b}", work, fn, fargs))
     return out
 
 
-def scaled_work(layers, scale: float = 1.0) -> list[tuple[str, str, int, int]]:
-    """(op_class, op, flops, bytes) per layer at `scale` times the profiled batch (as lk.estimate rescales:
-    per-sample work and activations times `scale`, weights once)."""
-    return [(lay.op_class, lay.op, round(lay.flops * scale),
-             round(lay.weight_bytes + (lay.input_bytes + lay.output_bytes) * scale)) for lay in layers]
-
-
-
-
-def _onnx_layers(profile, path, example):
-    """The profiled layers of an optimised ONNX graph; () when nothing is left to run (an Identity model)."""
+def _onnx_profile(profile, path, example):
+    """The profile of an optimised ONNX graph; None when nothing is left to run (an Identity model)."""
     try:
-        return profile(path, example if len(example) > 1 else example[0]).layers
+        return profile(path, example if len(example) > 1 else example[0])
     except ValueError as err:
         if "no layers" in str(err) or "has no" in str(err):
-            return ()
+            return None
         raise

@@ -21,95 +21,26 @@ one file per machine key: CPU model, CPUs available, torch and onnxruntime versi
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from statistics import median
 from types import MappingProxyType
 
+from labkit.calibration import cache
+from labkit.calibration.cache import cache_path, machine_key, threads
 from labkit.targets import Device, OpFit
 
 RUNTIMES = ("torch", "onnxruntime")
-FORMAT = 3   # bump when the benchmarks or the fit change: older caches are then ignored, not misread
 # ONNX Runtime runs at graph level EXTENDED in calibration and validation (see labkit/validate.py).
 ORT_LEVEL = "extended"
 MIN_STARTUP_FRACTION = 0.5   # a fitted per-op start-up is at least half a bare tiny op's measured cost
 POWER_W_PER_CPU = (1.5, 6.0)   # (idle, busy) W per logical CPU: documented estimate when RAPL is unreadable
-
-
-# ---- the machine key --------------------------------------------------------------------------------------
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown cpu"
-
-
-def _logical_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:   # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("torch", "onnxruntime", "onnx", "labkit"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
-
-
-def threads() -> int:
-    """The thread count both runtimes use here: ``torch.get_num_threads()`` as it is."""
-    import torch
-
-    return int(torch.get_num_threads())
-
-
-def machine_key(num_threads: int | None = None) -> str:
-    """A short hash of what makes a calibration valid: CPU, CPUs available, versions, threads, FORMAT.
-
-    >>> machine_key(1) != machine_key(2)
-    True
-    """
-    v = _versions()
-    parts = (_cpu_model(), _logical_cpus(), v["torch"], v["onnxruntime"],
-             threads() if num_threads is None else int(num_threads), FORMAT)
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
-
-
-def cache_dir() -> Path:
-    """Where calibrations live: ``$LABKIT_CACHE_DIR`` or ``platformdirs.user_cache_dir("labkit")``."""
-    env = os.environ.get("LABKIT_CACHE_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("labkit"))
-
-
-def cache_path(num_threads: int | None = None) -> Path:
-    """The cache file for this machine (both runtimes live in it).
-
-    >>> cache_path().name.startswith("calibration-")
-    True
-    """
-    return cache_dir() / f"calibration-{machine_key(num_threads)}.json"
 
 
 # ---- the result -----------------------------------------------------------------------------------------
@@ -154,7 +85,7 @@ class Calibration:
     def median_fit_error(self) -> float:
         """Median relative error of the fitted model over all its benchmarks."""
         errs = sorted(abs(p[-1] - p[-2]) / p[-2] for p in self.points if p[-2] > 0)
-        return _median(errs) if errs else float("nan")
+        return median(errs) if errs else float("nan")
 
     def to_frame(self):
         """One row per op class: start-up, rates, fit error, number of benchmarks (pandas)."""
@@ -192,44 +123,15 @@ class Calibration:
                 f"took {self.duration_s:.1f} s)")
 
 
-def _median(xs) -> float:
-    xs = sorted(xs)
-    n = len(xs)
-    return float(xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2]))
-
-
-# ---- cache ----------------------------------------------------------------------------------------------
-
-def _read_cache(num_threads: int | None = None) -> dict:
-    path = cache_path(num_threads)
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}                                   # a broken cache is the same as none: recalibrate
-
-
 def is_calibrated(runtime: str = "torch") -> bool:
     """True when this machine (at the current thread count) has a cached calibration for `runtime`."""
-    return _check_runtime(runtime) in _read_cache()
+    return _check_runtime(runtime) in cache.read()
 
 
 def load(runtime: str = "torch") -> Calibration | None:
     """The cached Calibration for `runtime` on this machine, or None (nothing measured yet)."""
-    d = _read_cache().get(_check_runtime(runtime))
+    d = cache.read().get(_check_runtime(runtime))
     return Calibration.from_json(d) if d else None
-
-
-def _save(cal: Calibration) -> Path:
-    path = cache_path(cal.threads)
-    data = _read_cache(cal.threads)
-    data[cal.runtime] = cal.to_json()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)                              # atomic: a reader never sees half a file
-    return path
 
 
 def _check_runtime(runtime: str, allow_all: bool = False) -> str:
@@ -264,7 +166,7 @@ def calibrate(runtime: str = "torch", force: bool = False, quick: bool = False, 
         if cached is not None:
             return cached
     cal = _run(runtime, quick=quick, progress=progress)
-    _save(cal)
+    cache.save(cal.runtime, cal.threads, cal.to_json())
     return cal
 
 
@@ -296,12 +198,12 @@ def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
         for key in keys + ["call"]:
             errors.setdefault(key, []).append(abs(predicted_s - measured_s) / measured_s)
     return Calibration(
-        key=machine_key(n_threads), runtime=runtime, threads=n_threads, cpu=_cpu_model(),
-        logical_cpus=_logical_cpus(), matmul_flops_per_s=peaks["matmul_flops_per_s"],
+        key=machine_key(n_threads), runtime=runtime, threads=n_threads, cpu=cache.cpu_model(),
+        logical_cpus=cache.logical_cpus(), matmul_flops_per_s=peaks["matmul_flops_per_s"],
         triad_bytes_per_s=peaks["triad_bytes_per_s"], copy_bytes_per_s=peaks["copy_bytes_per_s"],
         op_overhead_s=peaks["op_overhead_s"], run_overhead_s=peaks["run_overhead_s"], fits=fits,
-        fit_error={c: _median(e) for c, e in errors.items() if c in fits}, duration_s=time.perf_counter() - t0,
-        created=_created(), versions=_versions(), quick=quick, points=rows, load_avg=max(load0, _load_avg()))
+        fit_error={c: median(e) for c, e in errors.items() if c in fits}, duration_s=time.perf_counter() - t0,
+        created=_created(), versions=cache.versions(), quick=quick, points=rows, load_avg=max(load0, _load_avg()))
 
 
 def _load_avg() -> float:

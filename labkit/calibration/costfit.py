@@ -29,36 +29,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from labkit.targets import OpFit
+from labkit.targets import OpFit, call_s, fit_for
 
 PRIOR_WEIGHT = 0.3      # pull of an op's fit towards its class's, per log unit (e^1 = 2.7x)
 LOSS_SCALE = 0.1        # soft-L1 switches from squared to linear beyond ~10% error
 MIN_OP_LAYERS = 4       # an op gets its own fit when at least this many layers in the benchmarks use it
 
 
-def fit_for(fits: Mapping[str, OpFit], op_class: str, op: str) -> OpFit:
-    """The fit labkit.estimate.layer_time uses: the op's own ("pool/maxpool"), else its class's ("pool")."""
-    return fits.get(f"{op_class}/{op}") or fits[op_class]
-
-
-def layer_s(fit: OpFit, flops: float, nbytes: float) -> float:
-    """Seconds for one layer under `fit`: start-up + compute + memory, or + max(compute, memory) for a fit
-    with ``overlap=True`` (labkit.estimate.layer_time)."""
-    compute_s = flops / fit.flops_per_s if flops else 0.0
-    memory_s = nbytes / fit.bytes_per_s if nbytes else 0.0
-    return fit.startup_s + (max(compute_s, memory_s) if fit.overlap else compute_s + memory_s)
-
-
 def predict(work, fits: Mapping[str, OpFit], call: bool = False) -> float:
-    """Seconds for a list of (op_class, op, flops, bytes) layers under `fits`, plus the "call" fit's
-    start-up once when ``call=True`` (a whole model call, as labkit.estimate adds it).
+    """Seconds for a list of (op_class, op, flops, bytes) layers under `fits` (each layer priced by
+    ``OpFit.time_s`` of ``labkit.targets.fit_for``, as lk.estimate does), plus ``labkit.targets.call_s`` once when
+    ``call=True`` (a whole model call).
 
     >>> fits = {"conv": OpFit(1e-5, 1e10, 1e10), "call": OpFit(2e-5, 1, 1)}
     >>> round(predict([("conv", "conv2d", 10**6, 10**4)], fits, call=True) * 1e6, 3)   # 20 + 10 + 100 µs
     130.0
     """
-    total = sum(layer_s(fit_for(fits, c, op), f, b) for c, op, f, b in work)
-    return total + (fits["call"].startup_s if call and "call" in fits else 0.0)
+    total = sum(fit_for(fits, c, op).time_s(f, b) for c, op, f, b in work)
+    return total + (call_s(fits) if call else 0.0)
 
 
 def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, with_call: bool = True,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -135,11 +136,9 @@ def _ms(seconds: float) -> str:
 
 
 def _median(xs) -> float:
-    xs = sorted(x for x in xs if math.isfinite(x))
-    if not xs:
-        return float("nan")
-    n = len(xs)
-    return float(xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2]))
+    """statistics.median of the finite values, nan when there are none."""
+    xs = [x for x in xs if math.isfinite(x)]
+    return float(statistics.median(xs)) if xs else float("nan")
 
 
 def _source(name: str):
@@ -157,7 +156,7 @@ def _source(name: str):
 
 def _check(models, runtimes, batches, dtype, held_out=False):
     from labkit import zoo
-    from labkit.args import unknown_name
+    from labkit.args import Int, OneOf, check
     from labkit.dtypes import normalize_dtype
 
     models = list(zoo.names() if models is None else ([models] if isinstance(models, str) else models))
@@ -169,11 +168,11 @@ def _check(models, runtimes, batches, dtype, held_out=False):
         _source(m)
     runtimes = [runtimes] if isinstance(runtimes, str) else list(runtimes)
     for rt in runtimes:
-        if rt not in RUNTIMES:
-            raise unknown_name("runtime", rt, RUNTIMES)
-    batches = [batches] if isinstance(batches, int) else list(batches)
-    if not batches or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batches):
-        raise ValueError(f"batches must be positive ints such as (1, 32), got {batches!r}.")
+        check("runtime", rt, OneOf(RUNTIMES))
+    batches = list(batches) if isinstance(batches, (list, tuple)) else [batches]
+    if not batches:
+        raise ValueError("batches must hold at least one int >= 1, such as (1, 32).")
+    batches = [check(f"batches[{i}]", b, Int(low=1)) for i, b in enumerate(batches)]
     if normalize_dtype(dtype) != "fp32":
         raise ValueError(f"validate measures fp32 only (the calibration's dtype), got dtype={dtype!r}.")
     return models, runtimes, batches
@@ -198,7 +197,8 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
 
     import torch
 
-    from labkit.calibration.calibrate import local_device, threads
+    from labkit.calibration.cache import threads
+    from labkit.calibration.calibrate import local_device
     from labkit.compile.onnx import export_file, feeds, session
     from labkit.estimate import estimate
     from labkit.measure import ROUNDS, lowest_median_s

@@ -8,7 +8,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 
-from labkit.args import unknown_name
+from labkit.args import Bool, Int, OneOf, check, unknown_name
 
 LEVELS = ("disabled", "basic", "extended", "all")
 _ORT_LEVEL = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -65,8 +65,7 @@ def export_onnx(model, example, path=None, *, fold: bool = False):
     """
     if not _is_torch_module(model):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    if not isinstance(fold, bool):
-        raise ValueError(f"fold must be True or False, got {fold!r}.")
+    fold = check("fold", fold, Bool())
     args = _as_args(example)
     if path is not None:
         path = os.fspath(path)
@@ -213,10 +212,8 @@ def ort_levels(onnx_model, example, *, levels=LEVELS, threads: int = 1, min_time
     if not levels:
         raise ValueError(f"levels must name at least one of {', '.join(LEVELS)}.")
     for lv in levels:
-        if lv not in _ORT_LEVEL:
-            raise unknown_name("ORT level", lv, LEVELS)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an int >= 1 (ORT intra-op threads), got {threads!r}.")
+        check("ORT level", lv, OneOf(LEVELS))
+    threads = check("threads (ORT intra-op threads)", threads, Int(low=1))
     args = _as_args(example)
     torch_model = onnx_model if _is_torch_module(onnx_model) else None
     model_bytes = _load(onnx_model, example).SerializeToString()

@@ -8,6 +8,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from labkit.args import Number, check
 from labkit.measure import Measurement, measure
 
 BACKENDS = ("inductor", "aot_eager", "eager")
@@ -22,10 +23,9 @@ def break_even_calls(compile_s: float, eager_s: float, compiled_s: float) -> flo
     >>> break_even_calls(compile_s=10.0, eager_s=1e-3, compiled_s=1e-3)
     inf
     """
-    for what, value in (("compile_s", compile_s), ("eager_s", eager_s), ("compiled_s", compiled_s)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or value < 0:
-            raise ValueError(f"{what} must be a finite number of seconds >= 0, got {value!r}.")
+    compile_s = check("compile_s", compile_s, Number(low=0))
+    eager_s = check("eager_s", eager_s, Number(low=0))
+    compiled_s = check("compiled_s", compiled_s, Number(low=0))
     gain_s = eager_s - compiled_s                       # seconds saved per call
     return compile_s / gain_s if gain_s > 0 else math.inf
 

@@ -15,8 +15,8 @@ Adam, no weight decay, minibatches drawn from a seeded permutation each epoch.
 
 from __future__ import annotations
 
-from labkit.args import check_int, check_positive
-from labkit.compress.report import Compressed, _check_data, report
+from labkit.args import Int, Number, check, check_positive
+from labkit.compress.report import Compressed, check_data, report
 
 
 def student_cnn(widths=(4, 8, 16), seed: int = 0):
@@ -31,9 +31,9 @@ def student_cnn(widths=(4, 8, 16), seed: int = 0):
     """
     if not (isinstance(widths, (tuple, list)) and len(widths) == 3):
         raise ValueError(f"widths must be three channel counts, e.g. (4, 8, 16), got {widths!r}.")
-    for w in widths:
-        check_int("each width", w, 1)
-    check_int("seed", seed, 0)
+    for i, w in enumerate(widths):
+        check(f"widths[{i}]", w, Int(low=1))
+    check("seed", seed, Int(low=0))
     import torch
     from torch import nn
 
@@ -68,9 +68,8 @@ def kd_loss(student_logits, teacher_logits, labels, temperature: float = 4.0, al
     >>> float(lk.compress.kd_loss(logits, logits, torch.tensor([0]), alpha=1.0))   # same outputs: KL is 0
     0.0
     """
-    check_positive("temperature", temperature)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a weight in [0, 1], got {alpha!r}.")
+    temperature = check_positive("temperature", temperature)
+    alpha = check("alpha (the weight of the soft term)", alpha, Number(low=0, high=1))
     import torch.nn.functional as F
 
     t = float(temperature)
@@ -111,12 +110,12 @@ def _fit(model, train, loss_fn, *, epochs, lr, batch, seed, masks=(), progress=T
 
 
 def _check_loop(train, data, epochs, lr, batch, seed):
-    x, y = _check_data(train)
-    _check_data(data)
-    check_int("epochs", epochs, 1)
-    check_positive("lr", lr)
-    check_int("batch", batch, 2)
-    check_int("seed", seed, 0)
+    x, y = check_data(train)
+    check_data(data)
+    check("epochs", epochs, Int(low=1))
+    check("lr", lr, Number(low=0, low_open=True))
+    check("batch", batch, Int(low=2))
+    check("seed", seed, Int(low=0))
     if batch > len(x):
         raise ValueError(f"batch must be at most the number of training rows ({len(x)}), got {batch}.")
     return x, y
@@ -141,11 +140,11 @@ def finetune(model, train, data, *, epochs: int = 1, lr: float = 1e-3, batch: in
 
     import torch.nn.functional as F
 
-    from labkit.compress.prune import _select
+    from labkit.compress.prune import select_layers
 
     _check_loop(train, data, epochs, lr, batch, seed)
     tuned = copy.deepcopy(model)
-    masks = [(m.weight, (m.weight != 0).to(m.weight.dtype)) for _, m in _select(tuned, None)
+    masks = [(m.weight, (m.weight != 0).to(m.weight.dtype)) for _, m in select_layers(tuned, None)
              if bool((m.weight == 0).any())]
     _fit(tuned, train, lambda logits, y, idx: F.cross_entropy(logits, y), epochs=epochs, lr=lr, batch=batch,
          seed=seed, masks=masks, progress=progress, desc="fine-tune")

@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from labkit.args import unknown_name
+from labkit.args import Bool, Int, OneOf, check
 
 SCHEMES = ("symmetric", "asymmetric")
 MIN_BITS, MAX_BITS = 2, 16
+BITS = Int(low=MIN_BITS, high=MAX_BITS)
 
 
 def code_range(bits: int, scheme: str) -> tuple[int, int]:
@@ -32,21 +33,12 @@ def code_range(bits: int, scheme: str) -> tuple[int, int]:
     >>> code_range(8, "symmetric"), code_range(8, "asymmetric")
     ((-127, 127), (0, 255))
     """
-    _check_bits(bits)
-    _check_scheme(scheme)
+    bits, scheme = check("bits", bits, BITS), check("scheme", scheme, OneOf(SCHEMES))
     if scheme == "symmetric":
         return -(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1
     return 0, 2 ** bits - 1
 
 
-def _check_bits(bits) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(f"bits must be an int in [{MIN_BITS}, {MAX_BITS}], got {bits!r}.")
-
-
-def _check_scheme(scheme) -> None:
-    if scheme not in SCHEMES:
-        raise unknown_name("scheme", scheme, SCHEMES)
 
 
 def _as_tensor(x):
@@ -118,9 +110,7 @@ class FakeQuant:
         if self.axis is None:
             return (codes - self.zero_point) * self.scale
         count = len(self.scale)
-        if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < count:
-            raise ValueError(f"this quantiser is per-channel: pass channel, an int in [0, {count}), "
-                             f"got {channel!r}.")
+        channel = check("channel (this quantiser is per-channel)", channel, Int(low=0, high=count - 1))
         return (codes - float(self.zero_point[channel])) * float(self.scale[channel])
 
     def __repr__(self) -> str:
@@ -166,17 +156,15 @@ def fake_quant(x, bits: int = 8, scheme: str = "symmetric", axis: int | None = N
     """
     import torch
 
-    _check_bits(bits)
-    _check_scheme(scheme)
+    bits, scheme = check("bits", bits, BITS), check("scheme", scheme, OneOf(SCHEMES))
     t = _as_tensor(x)
     qmin, qmax = code_range(bits, scheme)
     if axis is None:
         lo, hi = t.min(), t.max()
         shape = ()
     else:
-        if isinstance(axis, bool) or not isinstance(axis, int) or not -t.dim() <= axis < t.dim():
-            raise ValueError(f"axis must be None (per-tensor) or an int in [{-t.dim()}, {t.dim()}) for a "
-                             f"tensor of shape {tuple(t.shape)}, got {axis!r}.")
+        axis = check(f"axis (None: per-tensor) of a tensor of shape {tuple(t.shape)}", axis,
+                     Int(low=-t.dim(), high=t.dim() - 1))
         axis = axis % t.dim()
         moved = t.movedim(axis, 0).reshape(t.shape[axis], -1)
         lo, hi = moved.min(dim=1).values, moved.max(dim=1).values
@@ -225,12 +213,10 @@ def quantize_weights(model, bits: int = 8, scheme: str = "symmetric", per_channe
 
     import torch
 
-    _check_bits(bits)
-    _check_scheme(scheme)
+    bits, scheme = check("bits", bits, BITS), check("scheme", scheme, OneOf(SCHEMES))
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    if not isinstance(per_channel, bool):
-        raise ValueError(f"per_channel must be True or False, got {per_channel!r}.")
+    per_channel = check("per_channel", per_channel, Bool())
     layers = (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
     if not any(isinstance(m, layers) for m in model.modules()):
         raise ValueError(f"{type(model).__name__} has no Conv or Linear layer whose weights could be quantised.")

@@ -24,8 +24,8 @@ import logging
 import os
 import tempfile
 
-from labkit.args import unknown_name
-from labkit.compress.report import Compressed, OnnxModel, _check_data, report
+from labkit.args import Bool, OneOf, check
+from labkit.compress.report import Compressed, OnnxModel, check_data, report
 
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 FORMATS = {"qdq": "QDQ", "qoperator": "QOperator"}
@@ -61,7 +61,7 @@ def _export(model, data):
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module (e.g. lk.zoo.load('cnn').model), got "
                          f"{type(model).__name__}.")
-    x, _ = _check_data(data)
+    x, _ = check_data(data)
     from labkit.compile.ort import export_onnx
 
     return export_onnx(model.eval(), x[:1], fold=True)
@@ -147,8 +147,7 @@ def ort_dynamic(model, data, *, per_channel: bool = False, name: str = "int8 dyn
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     name = _check_name(name)
-    if not isinstance(per_channel, bool):
-        raise ValueError(f"per_channel must be True or False, got {per_channel!r}.")
+    per_channel = check("per_channel", per_channel, Bool())
     proto = _export(model, data)
     with tempfile.TemporaryDirectory() as folder:
         prepared = _preprocess(proto, folder)
@@ -204,13 +203,10 @@ def ort_static(model, data, calibration, *, per_channel: bool = True, method: st
     )
 
     name = _check_name(name)
-    if not isinstance(per_channel, bool):
-        raise ValueError(f"per_channel must be True or False, got {per_channel!r}.")
-    if method not in METHODS:
-        raise unknown_name("calibration method", method, METHODS)
-    if format not in FORMATS:
-        raise unknown_name("format", format, FORMATS)
-    x, _ = _check_data(data)
+    per_channel = check("per_channel", per_channel, Bool())
+    method = check("calibration method", method, OneOf(METHODS))
+    format = check("format", format, OneOf(FORMATS))
+    x, _ = check_data(data)
     batches = _calibration_batches(calibration, x)
     proto = _export(model, data)
     input_name = proto.graph.input[0].name

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from labkit.args import unknown_name
-from labkit.compress.report import Compressed, _check_data, report
+from labkit.args import Number, check, unknown_name
+from labkit.compress.report import Compressed, check_data, report
 
 SCOPES = ("global", "layer")
 
@@ -41,8 +41,14 @@ def prunable_layers(model) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, types)]
 
 
-def _select(model, layers) -> list[tuple[str, object]]:
-    """[(name, module)] of the named prunable layers (all when None); unknown names list the near matches."""
+def select_layers(model, layers) -> list[tuple[str, object]]:
+    """[(name, module)] of the named prunable (Conv/Linear) layers, all when `layers` is None; unknown names list
+    the near matches. lk.compress's pruning and fine-tuning use it (lab 03).
+
+    >>> import labkit as lk
+    >>> [name for name, _ in select_layers(lk.zoo.build("mlp"), None)]
+    ['fc1', 'fc2', 'fc3']
+    """
     names = prunable_layers(model)
     if layers is None:
         chosen = names
@@ -60,12 +66,7 @@ def _select(model, layers) -> list[tuple[str, object]]:
 
 
 def _check_fraction(what: str, value, *, closed: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-        and (0 <= value <= 1 if closed else 0 <= value < 1)
-    if not ok:
-        allowed = "[0, 1]" if closed else "[0, 1)"
-        raise ValueError(f"{what} must be a fraction in {allowed}, got {value!r}.")
-    return float(value)
+    return check(what, value, Number(low=0, high=1, high_open=not closed))
 
 
 def sparsity(model, layers=None) -> float:
@@ -78,7 +79,7 @@ def sparsity(model, layers=None) -> float:
     0.0
     """
     total = zeros = 0
-    for _, module in _select(model, layers):
+    for _, module in select_layers(model, layers):
         total += module.weight.numel()
         zeros += int((module.weight == 0).sum())
     return zeros / total if total else 0.0
@@ -92,7 +93,7 @@ def _magnitude(model, amount: float, scope: str, layers):
     from torch.nn.utils import prune
 
     pruned = copy.deepcopy(model)
-    chosen = _select(pruned, layers)
+    chosen = select_layers(pruned, layers)
     params = [(module, "weight") for _, module in chosen]
     with torch.no_grad():
         if scope == "global":          # one threshold over all chosen layers: L1Unstructured on the union
@@ -124,7 +125,7 @@ def prune_magnitude(model, sparsity: float, data, *, scope: str = "global", laye
     amount = _check_fraction("sparsity", sparsity, closed=True)
     if scope not in SCOPES:
         raise unknown_name("scope", scope, SCOPES)
-    _check_data(data)
+    check_data(data)
     pruned = _magnitude(model, amount, scope, layers)
     label = name or f"{type(model).__name__} {100 * amount:.0f}% unstructured ({scope})"
     return Compressed(pruned, report(pruned, data, name=label))
@@ -187,13 +188,13 @@ def sensitivity(model, data, sparsities=(0.3, 0.5, 0.7, 0.9), layers=None, progr
     >>> scan.layers
     ('features.0.0', 'features.2.0', 'features.4.0', 'fc')
     """
-    x, y = _check_data(data)
+    x, y = check_data(data)
     if isinstance(sparsities, (int, float)):
         sparsities = (sparsities,)
     sparsities = tuple(_check_fraction("each sparsity", s, closed=True) for s in sparsities)
     if not sparsities:
         raise ValueError("sparsities must be a non-empty list of fractions in [0, 1], e.g. (0.3, 0.5, 0.7, 0.9).")
-    names = [name for name, _ in _select(model, layers)]
+    names = [name for name, _ in select_layers(model, layers)]
     from tqdm.auto import tqdm
 
     from labkit.zoo.data import accuracy
@@ -256,7 +257,7 @@ def prune_channels(model, amount: float, data, *, example=None, layers=None, nam
     (512, True)
     """
     amount = _check_fraction("amount", amount)
-    x, _ = _check_data(data)
+    x, _ = check_data(data)
     import copy
     import warnings
 
@@ -264,8 +265,8 @@ def prune_channels(model, amount: float, data, *, example=None, layers=None, nam
     import torch_pruning as tp
 
     small = copy.deepcopy(model).eval()
-    all_layers = _select(small, None)
-    keep_names = {n for n, _ in _select(small, layers)}
+    all_layers = select_layers(small, None)
+    keep_names = {n for n, _ in select_layers(small, layers)}
     last = all_layers[-1][1]
     ignored = [m for n, m in all_layers if n not in keep_names or m is last]
     if example is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from labkit.args import check_positive
+from labkit.args import Int, check, check_positive
 
 DEFAULT_LATENCY_BATCH = 1
 
@@ -184,7 +184,14 @@ class Compressed:
         return f"Compressed({type(self.model).__name__}, {self.report!r})"
 
 
-def _check_data(data):
+def check_data(data):
+    """``(x, y)`` of a pair of equally long, non-empty tensors, or a ValueError that says so (lk.compress's data).
+
+    >>> import torch
+    >>> x, y = check_data((torch.zeros(4, 2), torch.zeros(4)))
+    >>> len(x)
+    4
+    """
     if not isinstance(data, (tuple, list)) or len(data) != 2 or not all(hasattr(d, "shape") for d in data):
         raise ValueError("data must be a pair (x, y) of tensors, e.g. lk.data.for_model('cnn', 'test'), "
                          f"got {type(data).__name__}.")
@@ -205,9 +212,8 @@ def report(model, data, *, name: str | None = None, batch: int = DEFAULT_LATENCY
     >>> lk.compress.report(model, lk.data.for_model("mlp")).params
     50826
     """
-    x, y = _check_data(data)
-    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= len(x):
-        raise ValueError(f"batch must be an int in [1, {len(x)}] (the data's length), got {batch!r}.")
+    x, y = check_data(data)
+    batch = check("batch (at most the data's length)", batch, Int(low=1, high=len(x)))
     check_positive("min_time_s", min_time_s)
     from labkit.measure import measure
     from labkit.zoo.data import accuracy
@@ -250,10 +256,9 @@ def compare(results, baseline: int | str = 0):
 
             raise unknown_name("baseline", baseline, names)
         base = reports[names.index(baseline)]
-    elif isinstance(baseline, int) and not isinstance(baseline, bool) and -len(reports) <= baseline < len(reports):
-        base = reports[baseline]
     else:
-        raise ValueError(f"baseline must be a row index in [0, {len(reports)}) or a report name, got {baseline!r}.")
+        base = reports[check("baseline (a report name, or a row index)", baseline,
+                             Int(low=-len(reports), high=len(reports) - 1))]
     import pandas as pd
 
     frame = pd.concat([r.to_frame() for r in reports])

@@ -22,12 +22,13 @@ Layers run one after another, so the model's latency is the sum of the layers' (
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from labkit.args import Int, Number, check
 from labkit.dtypes import DTYPE_BYTES, normalize_dtype
 from labkit.systolic import model as systolic
+from labkit.targets.devices import call_s, fit_for
 from labkit.units import si
 
 # Models repeat their GEMM shapes; a pure function of five ints is safe to cache.
@@ -156,7 +157,8 @@ def _array_util(layer, device) -> float | None:
 def layer_time(layer, device, dtype: str = "fp32") -> tuple[float, str]:
     """Predicted seconds for one Layer on `device` at `dtype`, and what bounds it: ``(latency_s, bound)``.
 
-    The one place the per-layer formula lives; the calibration (lab 00) tunes what goes into ``device.fits``.
+    The one place the roofline formula lives; a calibrated layer is priced by its ``OpFit.time_s`` (the fit the
+    calibration of lab 00 made, chosen by ``labkit.targets.fit_for``).
     Bytes are the layer's element counts at `dtype`; `layer` is taken at the batch you want.
 
     >>> from labkit.targets import Device
@@ -168,27 +170,25 @@ def layer_time(layer, device, dtype: str = "fp32") -> tuple[float, str]:
     (57.26, 'memory')
     """
     dtype = normalize_dtype(dtype)
-    nbytes = _bytes(layer, DTYPE_BYTES[dtype])
-    # calibrated: the op's own fit ("pool/maxpool") if the calibration made one, else its class's ("pool")
-    fits = device.fits or {}
-    fit = fits.get(f"{layer.op_class}/{layer.op}") or fits.get(layer.op_class)
+    return _layer_time(layer, device, dtype, _bytes(layer, DTYPE_BYTES[dtype]), _array_util(layer, device))
+
+
+def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None) -> tuple[float, str]:
+    """layer_time for a canonical `dtype`, given the layer's bytes at it and its array utilisation (lk.estimate's
+    loop computes each once per layer)."""
+    fit = fit_for(device.fits, layer.op_class, layer.op)
     if fit is not None:
-        # calibrated: Hockney-style start-up + rate per op class, fitted on this machine
+        # calibrated: Hockney-style start-up + rate per op class, fitted on this machine (OpFit owns the formula)
         compute_s = layer.flops / fit.flops_per_s if layer.flops else 0.0
         memory_s = nbytes / fit.bytes_per_s if nbytes else 0.0
-        startup_s = fit.startup_s
-    else:
-        peak = peak_flops(device, dtype) * device.eff_compute
-        util = _array_util(layer, device)
-        if util is not None:
-            peak *= util              # padded tiles and fill/drain cycles do no useful work
-        compute_s = layer.flops / peak if layer.flops else 0.0
-        memory_s = nbytes / (device.mem_bw_bytes_per_s * device.eff_mem) if nbytes else 0.0
-        startup_s = device.overhead_s
+        return fit.time_s(layer.flops, nbytes), "compute" if compute_s > memory_s else "memory"
+    peak = peak_flops(device, dtype) * device.eff_compute
+    if util is not None:
+        peak *= util              # padded tiles and fill/drain cycles do no useful work
+    compute_s = layer.flops / peak if layer.flops else 0.0
+    memory_s = nbytes / (device.mem_bw_bytes_per_s * device.eff_mem) if nbytes else 0.0
     bound = "compute" if compute_s > memory_s else "memory"
-    if fit is not None and not getattr(fit, "overlap", True):   # a CPU fit: no overlap, the two add up
-        return startup_s + compute_s + memory_s, bound
-    return startup_s + max(compute_s, memory_s), bound
+    return device.overhead_s + max(compute_s, memory_s), bound
 
 
 def _check_args(profile, batch, utilization):
@@ -198,45 +198,10 @@ def _check_args(profile, batch, utilization):
         )
     if not profile.layers:
         raise ValueError(f"profile {getattr(profile, 'name', '')!r} has no layers to estimate.")
-    if batch is None:
-        batch = profile.batch
-    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
-        raise ValueError(f"batch must be a positive int (samples per inference), got {batch!r}.")
-    if utilization is None:
-        utilization = 1.0
-    if (isinstance(utilization, bool) or not isinstance(utilization, numbers.Real)
-            or not 0.0 < float(utilization) <= 1.0):
-        raise ValueError(
-            "utilization is the fraction of the rented machine's time doing useful work: "
-            f"a number in (0, 1], got {utilization!r}."
-        )
-    return int(batch), float(utilization)
-
-
-class _Scaled:
-    """A layer at another batch: per-sample work times `scale`, weights unchanged. It has the fields
-    layer_time reads; a plain slotted object, because dataclasses.replace is 10x slower per layer."""
-
-    __slots__ = ("name", "op", "op_class", "macs", "flops", "weight_elems", "input_elems", "output_elems",
-                 "gemm")
-
-    def __init__(self, layer, scale: float):
-        self.name, self.op, self.op_class = layer.name, layer.op, layer.op_class
-        self.macs, self.flops = round(layer.macs * scale), round(layer.flops * scale)
-        self.weight_elems = layer.weight_elems
-        self.input_elems = round(layer.input_elems * scale)
-        self.output_elems = round(layer.output_elems * scale)
-        gemm = layer.gemm
-        if gemm is not None:
-            g, M, K, N = gemm
-            if layer.weight_elems:
-                # x[M,K] @ w[K,N]: one weight matrix for every sample, so the batch streams through M
-                gemm = (g, max(1, round(M * scale)), K, N)
-            else:
-                # activation @ activation (attention's q @ k^T): each sample brings its own K x N operand,
-                # so the batch sits in groups (the profiler's groups = batch x heads)
-                gemm = (max(1, round(g * scale)), M, K, N)
-        self.gemm = gemm
+    batch = check("batch", profile.batch if batch is None else batch, Int(low=1))
+    utilization = check("utilization (the fraction of the rented machine's time doing useful work)",
+                        1.0 if utilization is None else utilization, Number(low=0, high=1, low_open=True))
+    return batch, utilization
 
 
 def carbon_factor(device, region: str | None) -> tuple[str, float]:
@@ -284,7 +249,6 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
     dtype = normalize_dtype(dtype)
     peak = peak_flops(device, dtype)
     bpe = DTYPE_BYTES[dtype]
-    scale = batch / profile.batch
     bw = device.mem_bw_bytes_per_s
     dyn_w = device.peak_w - device.idle_w
 
@@ -292,11 +256,10 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
     weight_bytes = 0
     max_act_bytes = 0
     total_s = compute_s = energy_j = 0.0
-    for layer in profile.layers:
-        if scale != 1.0:
-            layer = _Scaled(layer, scale)
-        t, bound = layer_time(layer, device, dtype)
+    for layer in profile.at_batch(batch).layers:
         nbytes = _bytes(layer, bpe)
+        util = _array_util(layer, device)
+        t, bound = _layer_time(layer, device, dtype, nbytes, util)
         weight_bytes += int(layer.weight_elems * bpe)
         max_act_bytes = max(max_act_bytes, int(layer.input_elems * bpe) + int(layer.output_elems * bpe))
         # use of the bound resource, 0..1: attained FLOP/s over peak, or attained bytes/s over bandwidth
@@ -311,13 +274,11 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
         energy_j += e
         if bound == "compute":
             compute_s += t
-        layers.append(LayerEstimate(layer.name, layer.op, layer.op_class, t, bound, layer.flops, nbytes, e,
-                                    _array_util(layer, device)))
+        layers.append(LayerEstimate(layer.name, layer.op, layer.op_class, t, bound, layer.flops, nbytes, e, util))
 
-    call = device.fits.get("call") if device.fits else None
-    if call is not None:   # calibrated: the fixed cost of one call of the model (ORT's session.run)
-        total_s += call.startup_s
-        energy_j += device.idle_w * call.startup_s
+    call = call_s(device.fits)     # calibrated devices: the fixed cost of one call of the model (ORT's session.run)
+    total_s += call
+    energy_j += device.idle_w * call
 
     need = weight_bytes + max_act_bytes
     if need > device.mem_bytes:

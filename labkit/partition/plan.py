@@ -19,17 +19,17 @@ Tensor sizes are element counts from the profile at `dtype` (model inputs too, e
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
 
-from labkit.args import unknown_name
+from labkit.args import Int, OneOf, Optional, check, unknown_name
 from labkit.dtypes import DTYPE_BYTES, normalize_dtype
 from labkit.estimate import estimate
 from labkit.partition import cut as partition_cut
+from labkit.targets import call_s
 from labkit.units import si
 
 OBJECTIVES = ("latency", "energy", "cost")
@@ -214,19 +214,14 @@ class Problem:
         self.is_output = ~read[1:]                       # (n,): layers nobody reads are the model's outputs
         self.chain = partition_cut.is_chain(self.producers)
 
-        scale = self.batch / profile.batch
-        self.elems = np.array([profile.input_elems * scale] + [lay.output_elems * scale for lay in profile.layers])
+        scaled = profile.at_batch(self.batch)
+        self.elems = np.array([scaled.input_elems] + [lay.output_elems for lay in scaled.layers], dtype=float)
         self.t_edge = np.array([lay.latency_s for lay in est_e.layers])    # (n,) s
         self.t_cloud = np.array([lay.latency_s for lay in est_c.layers])   # (n,) s
         self.e_edge = np.array([lay.energy_j for lay in est_e.layers])     # (n,) J
         # calibrated devices have a fixed cost per model call (lk.estimate adds it once): once per side used
-        self.call_edge_s, self.call_cloud_s = (self._call_s(d) for d in (self.edge, self.cloud))
+        self.call_edge_s, self.call_cloud_s = call_s(self.edge.fits), call_s(self.cloud.fits)
         self.out_bytes = (self.elems * DTYPE_BYTES[self.dtype]).astype(np.int64)   # (n + 1,): input first
-
-    @staticmethod
-    def _call_s(device) -> float:
-        call = device.fits.get("call") if device.fits else None
-        return call.startup_s if call is not None else 0.0
 
     def cross_bytes(self, compress: str | None) -> np.ndarray:
         """(n + 1,) bytes to upload each tensor (input first), after optional compression."""
@@ -319,10 +314,8 @@ def check_options(link, objective, compress, dtype, method):
     from labkit.targets import Link
     from labkit.targets import link as lookup_link
 
-    if objective not in OBJECTIVES:
-        raise unknown_name("objective", objective, OBJECTIVES)
-    if method not in METHODS:
-        raise unknown_name("method", method, METHODS)
+    objective = check("objective", objective, OneOf(OBJECTIVES))
+    method = check("method", method, OneOf(METHODS))
     if not isinstance(link, (str, Link)):
         raise ValueError(f"link must be a catalog name ('lte', 'wifi', ...; see lk.links()) or an lk.Link, "
                          f"got {type(link).__name__}.")
@@ -353,7 +346,6 @@ def partition(profile, edge, cloud, link, objective: str = "latency", dtype: str
     >>> plan.latency_s <= min(plan.all_edge.latency_s, plan.all_cloud.latency_s)
     True
     """
-    if isinstance(batch, bool) or (batch is not None and (not isinstance(batch, numbers.Integral) or batch < 1)):
-        raise ValueError(f"batch must be a positive int (samples per inference) or None, got {batch!r}.")
+    batch = check("batch", batch, Optional(Int(low=1)))
     link, compress = check_options(link, objective, compress, dtype, method)
     return Problem(profile, edge, cloud, dtype, batch).solve(link, objective, compress, method)

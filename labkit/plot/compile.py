@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from labkit.args import Number, check
 from labkit.compile.torch_jit import TorchCompile, break_even_calls
 
 _EAGER, _COMPILED = "tab:blue", "tab:orange"
@@ -45,8 +46,8 @@ def break_even(result, calls=None, ax=None):
             calls = max(2 * n_even, 10)
         else:       # never crosses: show long enough for eager to spend twice the compile time
             calls = max(2 * compile_s / eager_s, 10) if eager_s > 0 else 100
-    elif isinstance(calls, bool) or not isinstance(calls, (int, float)) or not math.isfinite(calls) or calls <= 0:
-        raise ValueError(f"calls must be a positive number of calls (the end of the x axis), got {calls!r}.")
+    else:
+        calls = check("calls (the end of the x axis)", calls, Number(low=0, low_open=True))
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
 

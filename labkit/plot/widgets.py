@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from labkit.args import namespace, unknown_name
+from labkit.args import Number, check, namespace, unknown_name
 from labkit.dtypes import normalize_dtype
 from labkit.partition.plan import OBJECTIVES, Plan, Problem, check_options
 from labkit.targets.devices import kinds_on
@@ -103,10 +103,7 @@ class PartitionExplorer:
             if "rtt_ms" not in values:
                 new["rtt_ms"] = base.rtt_s * 1e3
         for key, (lo, hi), unit in (("uplink_mbps", UPLINK_MBPS, "Mbit/s"), ("rtt_ms", RTT_MS, "ms")):
-            v = new[key]
-            bad = isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi
-            if bad or (key == "uplink_mbps" and v <= 0):
-                raise ValueError(f"{key} must be a number in [{lo:g}, {hi:g}] {unit}, got {v!r}.")
+            new[key] = check(f"{key} ({unit})", new[key], Number(low=lo, high=hi))
         for key, allowed in (("edge", self.edge_names), ("cloud", self.cloud_names), ("objective", OBJECTIVES),
                              ("compress", COMPRESS)):
             if new[key] not in allowed:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+from labkit.args import Int, Optional, check
 from labkit.dtypes import normalize_dtype
 from labkit.profile.core import Profile
 
@@ -27,8 +28,7 @@ def profile(model, example=None, *, dtype: str = "fp32", name: str | None = None
     (224, 194400, 'conv')
     """
     dtype = normalize_dtype(dtype)
-    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
-        raise ValueError(f"batch must be a positive int, got {batch!r}.")
+    batch = check("batch", batch, Optional(Int(low=1)))
     kind = _kind(model)
     if kind == "torch":
         from labkit.profile.torch_fx import profile_torch

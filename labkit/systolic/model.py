@@ -38,23 +38,22 @@ accumulator capacity, and memory bandwidth (labkit.estimate adds the memory roof
 
 from __future__ import annotations
 
+from labkit.args import Int, checked
 
-def _check(M: int, K: int, N: int, rows: int, cols: int) -> None:
-    for name, v in (("M", M), ("K", K), ("N", N), ("rows", rows), ("cols", cols)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int (a matrix or array dimension), got {v!r}.")
+DIM = Int(low=1)   # a matrix or array dimension
 
 
+@checked(K=DIM, N=DIM, rows=DIM, cols=DIM)
 def folds(K: int, N: int, rows: int, cols: int) -> int:
     """How many R×C weight tiles a K×N weight matrix needs: ``ceil(K/rows) * ceil(N/cols)`` (lab 05).
 
     >>> folds(K=300, N=128, rows=128, cols=128)   # 3 tiles down K, 1 across N
     3
     """
-    _check(1, K, N, rows, cols)
     return -(-K // rows) * -(-N // cols)
 
 
+@checked(M=DIM, K=DIM, N=DIM, rows=DIM, cols=DIM)
 def array_cycles(M: int, K: int, N: int, rows: int, cols: int) -> int:
     """Cycles for one ``[M,K] @ [K,N]`` GEMM on a weight-stationary ``rows × cols`` array (lab 05).
 
@@ -63,30 +62,30 @@ def array_cycles(M: int, K: int, N: int, rows: int, cols: int) -> int:
     >>> array_cycles(M=1, K=128, N=128, rows=128, cols=128)   # batch 1: almost all fill and drain
     255
     """
-    _check(M, K, N, rows, cols)
     return folds(K, N, rows, cols) * (M + rows + cols - 2)
 
 
+@checked(K=DIM, N=DIM, rows=DIM, cols=DIM)
 def padding_utilization(K: int, N: int, rows: int, cols: int) -> float:
     """Fraction of the loaded weight tiles that hold real weights: ``K*N / (padded K * padded N)`` (lab 05).
 
     >>> padding_utilization(K=129, N=128, rows=128, cols=128)   # one row spills into a second tile
     0.50390625
     """
-    _check(1, K, N, rows, cols)
     return (K * N) / ((-(-K // rows) * rows) * (-(-N // cols) * cols))
 
 
+@checked(M=DIM, rows=DIM, cols=DIM)
 def streaming_utilization(M: int, rows: int, cols: int) -> float:
     """Fraction of a fold's cycles that stream rows rather than fill or drain: ``M / (M + rows + cols - 2)``.
 
     >>> streaming_utilization(M=254, rows=128, cols=128)
     0.5
     """
-    _check(M, 1, 1, rows, cols)
     return M / (M + rows + cols - 2)
 
 
+@checked(M=DIM, K=DIM, N=DIM, rows=DIM, cols=DIM)
 def utilization(M: int, K: int, N: int, rows: int, cols: int) -> float:
     """Useful MACs / (rows*cols*cycles) for ``[M,K] @ [K,N]`` on a ``rows × cols`` array, in (0, 1] (lab 05).
 

@@ -29,10 +29,11 @@ over cycles of the fraction of useful PEs is ``M*K*N / (R*C*cycles)``, the model
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from labkit.args import Int, check
 
 # frame codes: what each PE did in a cycle
 IDLE, USEFUL, PADDING = 0, 1, 2
@@ -76,12 +77,6 @@ class SimResult:
     def __repr__(self) -> str:
         return (f"SimResult(M={self.M}, K={self.K}, N={self.N} on {self.rows}x{self.cols}: {self.folds} folds, "
                 f"{self.cycles} cycles, utilization={self.utilization:.3f})")
-
-
-def _positive_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{name} must be a positive int (an array dimension), got {v!r}.")
-    return int(v)
 
 
 def _matrix(name: str, a) -> np.ndarray:
@@ -160,7 +155,7 @@ def simulate(A, B, rows: int = 4, cols: int = 4, record: bool = False) -> SimRes
     (5, [0.25, 0.75, 1.0, 0.75, 0.25])
     """
     A, B = _matrix("A", A), _matrix("B", B)
-    R, C = _positive_int("rows", rows), _positive_int("cols", cols)
+    R, C = check("rows", rows, Int(low=1)), check("cols", cols, Int(low=1))
     M, K = A.shape
     if B.shape[0] != K:
         raise ValueError(f"A is {M}x{K} and B is {B.shape[0]}x{B.shape[1]}: A's columns ({K}) must equal "

@@ -3,8 +3,19 @@
 """
 
 from labkit.targets.catalog import catalog_key, dataset_path, datasets_dir
-from labkit.targets.devices import KINDS, LOCAL_NAMES, SIDE, Device, OpFit, device, devices, kinds_on
+from labkit.targets.devices import (
+                                    KINDS,
+                                    LOCAL_NAMES,
+                                    SIDE,
+                                    Device,
+                                    OpFit,
+                                    call_s,
+                                    device,
+                                    devices,
+                                    fit_for,
+                                    kinds_on,
+)
 from labkit.targets.links import Link, link, links
 
-__all__ = ["KINDS", "LOCAL_NAMES", "SIDE", "Device", "Link", "OpFit", "catalog_key", "datasets_dir",
-           "dataset_path", "device", "devices", "kinds_on", "link", "links"]
+__all__ = ["KINDS", "LOCAL_NAMES", "SIDE", "Device", "Link", "OpFit", "call_s", "catalog_key", "datasets_dir",
+           "dataset_path", "device", "devices", "fit_for", "kinds_on", "link", "links"]

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 
-from labkit.args import Number, check, unknown_name
+from labkit.args import Int, Number, check, unknown_name
 from labkit.dtypes import DTYPE_BYTES, normalize_dtype
 from labkit.targets.catalog import catalog_key, file_version, read_toml
 
@@ -45,6 +44,45 @@ class OpFit:
     flops_per_s: float
     bytes_per_s: float
     overlap: bool = True
+
+    def time_s(self, flops: float, nbytes: float) -> float:
+        """Seconds for one layer of `flops` and `nbytes` under this fit: the one owner of the calibrated formula
+        (``lk.estimate``'s layer_time and the calibration's fit both use it).
+
+        >>> OpFit(1e-5, 1e10, 1e9).time_s(1e6, 1e4)                  # 10 µs + max(100 µs, 10 µs)
+        0.00011
+        >>> round(OpFit(1e-5, 1e10, 1e9, overlap=False).time_s(1e6, 1e4), 9)   # 10 + 100 + 10 µs
+        0.00012
+        """
+        compute_s = flops / self.flops_per_s if flops else 0.0
+        memory_s = nbytes / self.bytes_per_s if nbytes else 0.0
+        return self.startup_s + (max(compute_s, memory_s) if self.overlap else compute_s + memory_s)
+
+
+def fit_for(fits: Mapping[str, OpFit] | None, op_class: str, op: str) -> OpFit | None:
+    """The fit that prices a layer: its op's own (``"pool/maxpool"``) if the calibration made one, else its op
+    class's (``"pool"``), else None (the roofline prices it).
+
+    >>> fit_for({"pool": OpFit(1e-6, 1e9, 1e9)}, "pool", "maxpool").startup_s
+    1e-06
+    >>> fit_for({}, "pool", "maxpool") is None
+    True
+    """
+    if not fits:
+        return None
+    return fits.get(f"{op_class}/{op}") or fits.get(op_class)
+
+
+def call_s(fits: Mapping[str, OpFit] | None) -> float:
+    """The fixed cost of one model call (framework entry, ORT's ``session.run``): the start-up of the fit keyed
+    ``"call"`` on a calibrated device, 0.0 elsewhere. Added once per model call (lk.estimate), once per side
+    used (lk.partition).
+
+    >>> call_s({"call": OpFit(2e-5, 1.0, 1.0)}), call_s({})
+    (2e-05, 0.0)
+    """
+    call = fits.get("call") if fits else None
+    return call.startup_s if call is not None else 0.0
 
 
 @dataclass(frozen=True)
@@ -111,11 +149,10 @@ class Device:
         array = self.array
         if array is not None:
             array = tuple(array) if isinstance(array, (tuple, list)) else (array,)
-            if len(array) != 2 or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0
-                                          for n in array):
-                raise ValueError(f"{who}: array must be (rows, cols) of positive ints, e.g. (128, 128); "
+            if len(array) != 2:
+                raise ValueError(f"{who}: array must be (rows, cols) of ints >= 1, e.g. (128, 128); "
                                  f"got {self.array!r}.")
-            array = (int(array[0]), int(array[1]))
+            array = tuple(check(f"{who}: array[{i}] (rows, cols)", n, Int(low=1)) for i, n in enumerate(array))
         for what in ("eff_compute", "eff_mem"):
             value = getattr(self, what)
             check(f"{who}: {what}", value, Number(low=0, high=1, low_open=True))

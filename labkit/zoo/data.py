@@ -46,7 +46,7 @@ def digits(split: str = "train", size: int = 8, seed: int = 0):
     if size not in DIGIT_SIZES:
         raise ValueError(f"size must be one of {DIGIT_SIZES} (8 = as bundled, 32 = for cnn/mobilenet/resnet), "
                          f"got {size!r}.")
-    check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -78,8 +78,8 @@ def tokens(split: str = "train", n: int | None = None, seed: int = 0):
     """
     _check_split(split)
     n = TOKENS_DEFAULT_N[split] if n is None else n
-    check_int("n", n, 1)
-    check_int("seed", seed, 0)
+    n = check_int("n", n, 1)
+    seed = check_int("seed", seed, 0)
     import numpy as np
     import torch
 
@@ -134,7 +134,7 @@ def accuracy(model, x, y, batch: int = 512) -> float:
     >>> 0.0 <= lk.data.accuracy(model, *lk.data.for_model("mlp")) <= 1.0
     True
     """
-    check_int("batch", batch, 1)
+    batch = check_int("batch", batch, 1)
     if len(x) != len(y) or len(y) == 0:
         raise ValueError(f"x and y must have the same non-zero length, got {len(x)} and {len(y)}.")
     import torch

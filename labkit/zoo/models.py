@@ -236,7 +236,7 @@ def build(name: str, seed: int = 0):
     50826
     """
     info(name)  # validates the name
-    check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     import torch
 
     with torch.random.fork_rng(devices=[]):
@@ -255,8 +255,8 @@ def example(name: str, batch: int = 1, seed: int = 0):
     torch.Size([4, 32])
     """
     spec = info(name)
-    check_int("batch", batch, 1)
-    check_int("seed", seed, 0)
+    batch = check_int("batch", batch, 1)
+    seed = check_int("seed", seed, 0)
     import torch
 
     generator = torch.Generator().manual_seed(seed)
