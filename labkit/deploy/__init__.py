@@ -8,6 +8,7 @@
   Serve's autoscaling rule (labkit.deploy.autoscale).
 - Closed forms (labkit.deploy.queueing): :func:`erlang_c`, :func:`md1`, :func:`pollaczek_khinchine`,
   :func:`little`; :func:`size` (labkit.deploy.sizing) finds the cheapest replica counts meeting a p99 SLO.
+- :func:`pipeline` (labkit.deploy.tandem): a ``lk.partition`` Plan as an edge stage -> link -> cloud stage.
 - The same fleet on Ray Serve: :func:`serve` (labkit.deploy.twin) -> a measured Result; :func:`compare`
   (labkit.deploy.agreement) puts simulated and served side by side with bootstrap intervals.
 
@@ -43,6 +44,7 @@ _API = {
     "pollaczek_khinchine": "labkit.deploy.queueing:pollaczek_khinchine",
     "little": "labkit.deploy.queueing:little",
     "size": "labkit.deploy.sizing:size",
+    "pipeline": "labkit.deploy.tandem:pipeline",
     "serve": "labkit.deploy.twin:serve",
     "compare": "labkit.deploy.agreement:compare",
     "Sizing": "labkit.deploy.sizing:Sizing",
