@@ -57,3 +57,32 @@ def test_serve_refuses_what_it_cannot_run():
     bad = lk.deploy.Pool("a", device="l4", service_s=0.01, max_ongoing_requests=2, batching=lk.deploy.Batching(8))
     with pytest.raises(ValueError, match="max_ongoing_requests"):
         lk.deploy.serve(bad, lk.deploy.poisson(1, 1))
+
+
+def test_a_replica_sleeps_out_the_simulated_service_time_one_batch_at_a_time():
+    import asyncio
+
+    from labkit.deploy.twin import _replica_class
+
+    class FakeServe:                      # stands in for ray.serve: batch() passes each call through as a batch of 1
+        @staticmethod
+        def batch(max_batch_size, batch_wait_timeout_s):
+            def deco(fn):
+                async def one(self, x):
+                    return (await fn(self, [x]))[0]
+                return one
+            return deco
+
+    svc = [0.0, 0.05, 0.06]
+    single = _replica_class(FakeServe, 1, 0.0, svc, 2.0)(None, (1,))
+    batched = _replica_class(FakeServe, 2, 0.01, svc, 1.0)(None, (1,))
+
+    async def two_at_once(rep):
+        t0 = time.perf_counter()
+        out = await asyncio.gather(rep(0), rep(1))
+        return out, time.perf_counter() - t0
+
+    out, took = asyncio.run(two_at_once(single))
+    assert out == [1, 1] and took >= 2 * 2 * 0.05       # serialised by the lock, each 0.05 s x time scale 2
+    out, took = asyncio.run(two_at_once(batched))
+    assert out == [1, 1] and took >= 2 * 0.05
