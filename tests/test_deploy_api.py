@@ -71,7 +71,9 @@ def test_trace_scales_rate_never_shape():
     import pandas as pd
 
     w1, w4 = lk.deploy.trace("azure-conv"), lk.deploy.trace("azure-conv", rate_scale=4)
-    raw = pd.read_csv(lk.catalog.dataset_path("azure-llm-trace-2023/AzureLLMInferenceTrace_conv.csv"))
+    from labkit.catalog import dataset_path
+
+    raw = pd.read_csv(dataset_path("azure-llm-trace-2023/AzureLLMInferenceTrace_conv.csv"))
     assert len(w1) == len(raw) and w1.columns["prompt_tokens"].sum() == raw["ContextTokens"].sum()
     assert np.allclose(w4.arrival_s * 4, w1.arrival_s)
     assert "rate x4" in repr(w4) and "shape unchanged" in repr(w4)
