@@ -207,3 +207,64 @@ def test_max_queued_requests_drops_and_counts():
     # never more than 1 (in service) + 2 (queued) requests in the pool: the third waiter is dropped
     assert r.wait_s.max() <= 3 * 0.02 + 1e-9
     little_holds(r)
+
+
+# ------------------------------------------------------------------------------------- a partition Plan as a pipeline
+
+def simpy_tandem(arrivals, s1, c1, gap, s2, c2, tail):
+    """Two FIFO stations in simpy (c1 servers of s1 seconds, then c2 of s2), `gap` seconds between them."""
+    import simpy
+
+    env = simpy.Environment()
+    one, two = simpy.Resource(env, capacity=c1), simpy.Resource(env, capacity=c2)
+    finish = np.full(len(arrivals), np.nan)
+
+    def request(j):
+        with one.request() as turn:
+            yield turn
+            yield env.timeout(s1)
+        yield env.timeout(gap)
+        with two.request() as turn:
+            yield turn
+            yield env.timeout(s2)
+        finish[j] = env.now + tail
+
+    def source():
+        for j, a in enumerate(arrivals):
+            yield env.timeout(a - env.now)
+            env.process(request(j))
+
+    env.process(source())
+    env.run()
+    return finish
+
+
+def sensor_plan():
+    """Lab 06's chain on a microcontroller over LTE: the plan splits in the middle (after the pool)."""
+    from collections import OrderedDict
+
+    import torch
+    from torch import nn
+
+    layers = [("stem", nn.Conv2d(3, 16, 3, stride=2, padding=1)), ("stem_relu", nn.ReLU()), ("pool", nn.MaxPool2d(2))]
+    for i, c_in in enumerate([16, 64, 64, 64], start=1):
+        layers += [(f"conv{i}", nn.Conv2d(c_in, 64, 3, padding=1)), (f"relu{i}", nn.ReLU())]
+    layers += [("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(64, 10))]
+    prof = lk.profile(nn.Sequential(OrderedDict(layers)).eval(), torch.zeros(1, 3, 64, 64))
+    return lk.partition(prof, edge="stm32h7", cloud="l4", link="lte")
+
+
+@pytest.mark.parametrize("edge_replicas, cloud_replicas", [(1, 1), (3, 1)])
+def test_partition_plan_pipeline_equals_a_simpy_tandem_queue(edge_replicas, cloud_replicas):
+    plan = sensor_plan()
+    assert plan.edge_compute_s > 0 and plan.cloud_compute_s > 0, plan     # a real two-stage split
+    rate = 0.8 * edge_replicas / plan.edge_compute_s
+    w = lk.deploy.poisson(rate, 3000 / rate, seed=4)
+    r = lk.deploy.pipeline(plan, w, edge_replicas=edge_replicas, cloud_replicas=cloud_replicas)
+    up, down = plan.upload_s + plan.rtt_s / 2, plan.download_s + plan.rtt_s / 2
+    ref = simpy_tandem(w.arrival_s, plan.edge_compute_s, edge_replicas, up, plan.cloud_compute_s, cloud_replicas,
+                       down)
+    assert np.allclose(r.finish_s, ref, rtol=0, atol=1e-9)
+    assert r.latency_s.min() == pytest.approx(plan.latency_s, rel=1e-9)   # an unqueued request takes the plan's time
+    assert r.pools[1].egress_usd == pytest.approx(len(w) * plan.download_bytes / 1e9 * lk.link("lte").egress_usd_per_gb)
+    little_holds(r)

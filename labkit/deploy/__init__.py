@@ -8,6 +8,7 @@
   Serve's autoscaling rule (labkit.deploy.autoscale).
 - Closed forms (labkit.deploy.queueing): :func:`erlang_c`, :func:`md1`, :func:`pollaczek_khinchine`,
   :func:`little`; :func:`size` (labkit.deploy.sizing) finds the cheapest replica counts meeting a p99 SLO.
+- :func:`pipeline` (labkit.deploy.tandem): a ``lk.partition`` Plan as an edge stage -> link -> cloud stage.
 - The same fleet on Ray Serve: :func:`serve` (labkit.deploy.twin) -> a measured Result; :func:`compare`
   (labkit.deploy.agreement) puts simulated and served side by side with bootstrap intervals.
 
@@ -27,9 +28,12 @@ from labkit.deploy.queueing import erlang_c, little, md1, pollaczek_khinchine
 from labkit.deploy.result import Result
 from labkit.deploy.sim import PoolState, cold_start_s, simulate
 from labkit.deploy.sizing import Sizing, size
+from labkit.deploy.tandem import pipeline
 from labkit.deploy.twin import serve
 from labkit.deploy.workload import Workload, bursty, diurnal, poisson, trace
 
-__all__ = ["Autoscaling", "Batching", "Fleet", "Pool", "PoolState", "Result", "Sizing", "Workload", "bursty", "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1", "poisson", "pollaczek_khinchine", "serve", "simulate", "size", "trace"]
+__all__ = ["Autoscaling", "Batching", "Fleet", "Pool", "PoolState", "Result", "Sizing", "Workload", "bursty",
+           "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1", "pipeline", "poisson",
+           "pollaczek_khinchine", "serve", "simulate", "size", "trace"]
 
 __getattr__, __dir__ = namespace("lk.deploy", __all__)
