@@ -26,7 +26,8 @@ from labkit.deploy.autoscale import decide
 from labkit.deploy.pool import Autoscaling, Batching, Fleet, Pool
 from labkit.deploy.queueing import erlang_c, little, md1, pollaczek_khinchine
 from labkit.deploy.result import Result
-from labkit.deploy.sim import PoolState, cold_start_s, simulate
+from labkit.deploy.service import PoolState, cold_start_s
+from labkit.deploy.sim import simulate
 from labkit.deploy.sizing import Sizing, size
 from labkit.deploy.tandem import pipeline
 from labkit.deploy.twin import serve

@@ -112,7 +112,7 @@ class Pool:
     plus its input's upload on the way in, half the RTT plus its output's download on the way out, and
     the output's egress price; no link = next to the user (an edge pool).
     `replicas` is Ray's ``num_replicas`` (ignored when `autoscaling` is set). `cold_start_s` None derives a
-    model-load time from the weights (see labkit.deploy.sim.cold_start_s).
+    model-load time from the weights (see labkit.deploy.service.cold_start_s).
 
     >>> import labkit as lk
     >>> p = lk.deploy.Pool("gpu", device="l4", model="mobilenet", replicas=2, max_ongoing_requests=8,
@@ -227,7 +227,7 @@ class Fleet:
     replica), ``"round-robin"``, ``"least-loaded"``, ``"edge-first"`` (the first edge pool whose queue is
     shorter than `spill_queue`, else the least-loaded cloud pool), or a function
     ``fn(request, pool_states) -> pool index`` (request: dict of the workload's row with ``index`` and
-    ``arrival_s``; pool_states: a tuple of labkit.deploy.sim.PoolState).
+    ``arrival_s``; pool_states: a tuple of labkit.deploy.service.PoolState).
 
     >>> import labkit as lk
     >>> f = lk.deploy.Fleet([lk.deploy.Pool("a", device="l4", service_s=0.01)], router="least-loaded")

@@ -108,7 +108,7 @@ def serve(fleet, workload: Workload, time_scale: float | None = None, address: s
     >>> r = lk.deploy.serve(pool, lk.deploy.poisson(10, 5, seed=0), time_scale=1.0)   # doctest: +SKIP
     """
     from labkit.cluster import ray_cluster
-    from labkit.deploy.sim import _Compiled, _profile
+    from labkit.deploy.service import ServiceModel, profile_of
 
     if isinstance(fleet, Pool):
         fleet = Fleet([fleet], router="round-robin")
@@ -122,10 +122,10 @@ def serve(fleet, workload: Workload, time_scale: float | None = None, address: s
         if p.batching is not None and p.max_ongoing_requests < p.batching.max_batch_size:
             raise ValueError(f"pool {p.name!r}: keep max_ongoing_requests ({p.max_ongoing_requests}) >= "
                              f"max_batch_size ({p.batching.max_batch_size}), or Ray Serve never fills a batch.")
-    comp = [_Compiled(p) for p in pools]
+    comp = [ServiceModel(p) for p in pools]
     blobs = []
     for p in pools:
-        prof = _profile(p) if run_model else None
+        prof = profile_of(p) if run_model else None
         if prof is None or not isinstance(p.model, str):
             blobs.append(None)
             continue
