@@ -4,9 +4,12 @@ Usage: ``.venv/bin/python scripts/train_llm.py``
 
 Writes datasets/weights/gpt.pt (a state_dict) and the "gpt" entry of datasets/weights/accuracy.json:
 validation loss (nats/char, whole val split and the fixed slice the tests re-score), the bigram baseline,
-training time and settings. Deterministic: seed 0 for the weights and the batch order, 2 threads; a rerun on
-the same torch version and CPU reproduces the weights. About 9 minutes on a quiet 2-core machine
-(measured 0.29 s per step x 1800 steps on 2 threads).
+training time and settings. Deterministic: seed 0 for the weights and the batch order, one thread (THREADS); a
+rerun on the same torch version and CPU reproduces the weights. Time: about 11 minutes of CPU for the one
+thread (0.44 s per step x 1500 steps, measured as the process's CPU time while the shared machine was loaded;
+recorded as train_cpu_s), so roughly 10 minutes on a quiet machine; with THREADS = 2 a quiet 2-core machine
+ran 0.24 s per step (about 6 minutes), but the weights then differ in the last bits. Under heavy load two
+threads thrash (5 s per step was seen), hence one. Reached 1.60 nats/char on the validation split.
 After running, update the checksum table in datasets/README.md.
 """
 
