@@ -34,6 +34,7 @@ from types import MappingProxyType
 
 from labkit.calibration import cache
 from labkit.calibration.cache import cache_path, machine_key, threads
+from labkit.calibration.contention import NOTE_ABOVE, OtherLoad
 from labkit.targets import Device, OpFit
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -74,7 +75,7 @@ class Calibration:
     versions: Mapping[str, str]
     quick: bool = False
     points: tuple = field(default=(), repr=False)
-    load_avg: float = 0.0                      # highest 1-minute load average seen while measuring
+    other_cpu_share: float = 0.0               # share of the CPUs other processes used while measuring
 
     def __post_init__(self):
         for name in ("matmul_flops_per_s", "fits", "fit_error", "versions"):
@@ -112,6 +113,7 @@ class Calibration:
     @classmethod
     def from_json(cls, d: dict) -> Calibration:
         d = dict(d)
+        d.pop("load_avg", None)        # caches before the contention measure kept the load average, which counted us
         d["fits"] = {c: OpFit(**f) for c, f in d["fits"].items()}
         return cls(**d)
 
@@ -176,8 +178,8 @@ def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
 
     t0 = time.perf_counter()
     n_threads = threads()
-    load0 = _load_avg()
-    peaks, points = benchrun.run(runtime, quick=quick, progress=progress, num_threads=n_threads)
+    with OtherLoad() as other:
+        peaks, points = benchrun.run(runtime, quick=quick, progress=progress, num_threads=n_threads)
     # the networks (what models look like) and the single ops (what pins each class down) weigh the same
     is_net = [name.startswith("net") for name, _, _ in points]
     n_net = sum(is_net)
@@ -203,11 +205,7 @@ def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
         triad_bytes_per_s=peaks["triad_bytes_per_s"], copy_bytes_per_s=peaks["copy_bytes_per_s"],
         op_overhead_s=peaks["op_overhead_s"], run_overhead_s=peaks["run_overhead_s"], fits=fits,
         fit_error={c: median(e) for c, e in errors.items() if c in fits}, duration_s=time.perf_counter() - t0,
-        created=_created(), versions=cache.versions(), quick=quick, points=rows, load_avg=max(load0, _load_avg()))
-
-
-def _load_avg() -> float:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        created=_created(), versions=cache.versions(), quick=quick, points=rows, other_cpu_share=other.share)
 
 
 # ---- the device -----------------------------------------------------------------------------------------
@@ -281,9 +279,9 @@ def _table(cal: Calibration) -> str:
         lines.append(f"  {c:<22} {f.startup_s * 1e6:>8.2f}µs {f.flops_per_s / 1e9:>9.2f} "
                      f"{f.bytes_per_s / 1e9:>8.2f} {cal.fit_error.get(c, float('nan')):>8.1%} {counts[c]:>4}")
     lines.append(f"  median fit error over {len(cal.points)} benchmarks: {cal.median_fit_error:.1%}")
-    if cal.load_avg > 0.5 * cal.logical_cpus:
-        lines.append(f"  note: load average {cal.load_avg:.1f} on {cal.logical_cpus} CPUs while measuring: other "
-                     "processes shared the CPUs; on a quiet machine run `labkit calibrate --force` again")
+    if cal.other_cpu_share > NOTE_ABOVE:
+        lines.append(f"  note: other processes used {cal.other_cpu_share:.0%} of the CPUs while measuring; on a "
+                     "quiet machine run `labkit calibrate --force` again")
     return "\n".join(lines)
 
 

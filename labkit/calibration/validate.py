@@ -25,6 +25,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from labkit.calibration.contention import NOTE_ABOVE, OtherLoad
+
 RUNTIMES = ("torch", "onnxruntime")
 
 
@@ -60,7 +62,7 @@ class ValidationReport:
     dtype: str
     threads: int
     duration_s: float
-    load_avg: float = float("nan")   # 1-minute load average at the end: other processes add noise
+    other_cpu_share: float = 0.0     # share of the CPUs other processes used while measuring
 
     @property
     def median_abs_error(self) -> float:
@@ -103,7 +105,7 @@ class ValidationReport:
 
     def to_json(self) -> dict:
         return {"dtype": self.dtype, "threads": self.threads, "duration_s": self.duration_s,
-                "load_avg": self.load_avg if math.isfinite(self.load_avg) else None,
+                "other_cpu_share": self.other_cpu_share,
                 "median_abs_error": self.median_abs_error, "median_signed_error": self.median_signed_error,
                 "median_abs_error_by_runtime": {rt: self.median_abs_error_by(rt)
                                                 for rt in dict.fromkeys(r.runtime for r in self.rows)},
@@ -121,9 +123,9 @@ class ValidationReport:
         by = ", ".join(f"{rt} {self.median_abs_error_by(rt):.1%}" for rt in dict.fromkeys(r.runtime for r in self.rows))
         lines.append(f"median |relative error|: {self.median_abs_error:.1%} ({by}); median signed error "
                      f"{self.median_signed_error:+.1%}; {self.threads} threads, {self.dtype}, {self.duration_s:.0f} s")
-        if self.load_avg > 1.0:
-            lines.append(f"note: load average {self.load_avg:.1f} while measuring: other processes share the "
-                         "CPUs, so measured times are noisy (rerun on a quiet machine for the real error)")
+        if self.other_cpu_share > NOTE_ABOVE:
+            lines.append(f"note: other processes used {self.other_cpu_share:.0%} of the CPUs while measuring: "
+                         "measured times are noisy (rerun on a quiet machine for the real error)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -218,7 +220,7 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
     # one runtime at a time, never an ORT session alive while torch runs: idle ORT threads spin for a
     # while after each run and would steal the cores torch is being timed on. Each (model, batch) keeps
     # its lowest median over ROUNDS passes over all of them, as the calibration does (microbench.run).
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, OtherLoad() as other:
         for rt in runtimes:
             cases = []   # (model name, batch, profile, fn, args)
             for m in models:
@@ -255,9 +257,8 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
             del cases
     if bar is not None:
         bar.close()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return ValidationReport(tuple(rows), dtype="fp32", threads=n_threads, duration_s=time.perf_counter() - t0,
-                            load_avg=load)
+                            other_cpu_share=other.share)
 
 
 def cli(argv: list[str] | None = None) -> int:
