@@ -195,13 +195,14 @@ def _attacks(student, solution, root: Path) -> dict:
         "import sys, threading\n"
         "seen = []\n"
         "def spy(frame, event, arg):\n"
-        "    for k in ('expected', 'want', 'between', 'token'):\n"
-        "        if k in frame.f_locals and frame.f_locals[k] is not None:\n"
-        "            seen.append(frame.f_locals[k])\n"
-        "            frame.f_globals['total'] = frame.f_locals[k]   # answer with the oracle\n"
+        "    for k, v in list(frame.f_locals.items()):\n"
+        "        if k in ('expected', 'want', 'between', 'token') and type(v) in (int, float, list, str):\n"
+        "            seen.append(v)\n"
+        "            if type(v) is int:\n"
+        "                frame.f_globals['total'] = v   # answer with the oracle\n"
         "    return spy\n"
-        "sys.settrace(spy)\nthreading.settrace(spy)"), after=None)
-    a["settrace"] = _extra(a["settrace"], "raise RuntimeError(f'spy saw {len(seen)} oracle values')")
+        "sys.settrace(spy)\nthreading.settrace(spy)"), after="q1-answer")
+    a["settrace"] = _extra(a["settrace"], "raise RuntimeError(f'spy saw the answer: {45 in seen or [-2.0] * 3 in seen}')")
     return a
 
 
@@ -239,7 +240,7 @@ ATTACKS = {   # issue 14: what an honest grader gives each; the words prove the 
     "fork_bomb": ("graded", FULL, ""),
     "disk_fill": ("graded", {**FULL, "90.q3": 0}, "No space left on device"),
     "reads_other": ("graded", ZERO, "No such file or directory"),
-    "settrace": ("graded", ZERO, "spy saw 0 oracle values"),
+    "settrace": ("graded", ZERO, "spy saw the answer: False"),
 }
 EXPECTED.update(ATTACKS)
 
@@ -291,7 +292,7 @@ def test_adversarial_submission_is_graded_correctly(batch, name):
     assert float(row["score"]) == sum(points.values())
     assert float(row["max_score"]) == 7
     assert words in row["detail"]
-    assert row["sandbox"] == "bwrap"
+    assert row["sandbox"] == ("bwrap" if status == "graded" else "")
     assert (batch / "feedback" / f"{name}.md").is_file()
 
 

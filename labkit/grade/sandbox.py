@@ -64,8 +64,8 @@ def _readonly_paths() -> list[str]:
         p = Path(entry or ".").resolve()
         if not p.is_dir() or p == Path("/"):
             continue
-        if repo is not None and (p == repo or repo.is_relative_to(p)):
-            continue                            # the repository itself: only the pieces above
+        if repo is not None and (p.is_relative_to(repo) or repo.is_relative_to(p)):
+            continue          # in (or above) the repository: only the pieces above (never tests/, solutions/)
         paths.append(str(p))
     out, seen = [], set()
     for p in paths:
