@@ -206,8 +206,8 @@ def _env(base: str, threads: int, sandboxed: bool) -> dict:
     keep = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "LABKIT_CACHE_DIR", "LABKIT_DATA_DIR")
     env = {k: v for k, v in os.environ.items() if k in keep} if sandboxed else {
         k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LABKIT_GRADE")) and k != "PYTHONSTARTUP"}
-    if sandboxed:
-        env.pop("LABKIT_CACHE_DIR", None)   # the host's cache path is not in the sandbox; /tmp is
+    if sandboxed:     # the calibration cache: read-only copies of the host's files, in the work folder
+        env["LABKIT_CACHE_DIR"] = f"{base}/{_CACHE}"
         env["HOME"] = base
     env.update({EVENTS_ENV: f"{base}/.labkit/events.jsonl", "IPYTHONDIR": f"{base}/.ipython", "MPLBACKEND": "Agg",
                 "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONDONTWRITEBYTECODE": "1",
@@ -215,6 +215,26 @@ def _env(base: str, threads: int, sandboxed: bool) -> dict:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env.setdefault(var, str(max(1, threads)))
     return env
+
+
+_CACHE = ".cache/labkit"
+
+
+def _calibrations() -> list[Path]:
+    """The host's calibration files (labkit.calibration's cache; read here, not imported: grade/ stays apart),
+    so a sandboxed lab 00 does not recalibrate in every kernel."""
+    folder = os.environ.get("LABKIT_CACHE_DIR")
+    if not folder:
+        try:
+            import platformdirs
+
+            folder = platformdirs.user_cache_dir("labkit")
+        except ImportError:
+            return []
+    try:
+        return [f for f in Path(folder).glob("calibration-*.json") if f.is_file() and f.stat().st_size < 2**20]
+    except OSError:
+        return []
 
 
 def run_notebook(notebook: str, code_roles, limits: Limits, lab_files: dict | None = None,
@@ -248,6 +268,9 @@ def _run_once(notebook, code_roles, limits: Limits, lab_files, name, sandbox, re
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(data)
             files[rel] = str(dest)
+        if sandboxed:
+            for f in _calibrations():
+                files[f"{_CACHE}/{f.name}"] = str(f)
         out = {}
         for key in ("exports.jsonl", "events.jsonl", "pytest.txt"):
             path = tmp / ".labkit" / key

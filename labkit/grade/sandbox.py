@@ -109,6 +109,10 @@ class Box:
         a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
               "--perms", "1777", "--size", size, "--tmpfs", "/tmp", "--perms", "1777", "--size", size,
               "--tmpfs", WORK, "--dir", f"{WORK}/.labkit"]
+        subdirs = sorted({str(q) for name in files for q in Path(name).parents if str(q) not in (".", ".labkit")},
+                         key=lambda q: q.count("/"))
+        for d in subdirs:       # writable by the run (a lab may write next to its files), made before the binds
+            a += ["--perms", "1777", "--dir", f"{WORK}/{d}"]
         for name, host in files.items():
             a += ["--bind" if name.startswith(".labkit/") else "--ro-bind", host, f"{WORK}/{name}"]
         a += ["--chdir", WORK, "--setenv", "HOME", WORK, "--setenv", "TMPDIR", "/tmp"]
