@@ -14,8 +14,8 @@
   with ENOSPC at ``disk_mb``), and the runner's own watch of RSS and wall time.
 
 ``mode()`` says which sandbox this machine can start (``"bwrap"``) or raises SandboxUnavailable with the exact
-error; ``labkit grade --unsafe-no-sandbox`` runs without one (mode ``"none"``), and the gradebook records the
-mode of every row.
+error, so grading refuses; ``labkit grade --unsafe-no-sandbox`` runs without one (mode ``"none"``, also where
+bwrap would work), and the gradebook records the mode of every row.
 
 >>> Box(disk_mb=256).argv(["python", "-c", "pass"], "/tmp/x", {})[0]    # doctest: +ELLIPSIS
 '...bwrap'
@@ -173,17 +173,17 @@ def _probe() -> str | None:
 
 
 def mode(unsafe: bool = False) -> str:
-    """``"bwrap"`` when the sandbox starts here; ``"none"`` when it does not and `unsafe` is True; otherwise
-    SandboxUnavailable with the exact error (labkit grade's --unsafe-no-sandbox).
+    """``"none"`` when `unsafe` (labkit grade's --unsafe-no-sandbox: run without one, whether or not one could
+    start); else ``"bwrap"`` when the sandbox starts here, or SandboxUnavailable with the exact error.
 
     >>> mode() in ("bwrap",)      # doctest: +SKIP
     True
     """
+    if unsafe:
+        return UNSAFE
     problem = _probe()
     if problem is None:
         return "bwrap"
-    if unsafe:
-        return UNSAFE
     raise SandboxUnavailable(
         f"no sandbox can start on this machine: {problem}. Grading runs every submission in a sandbox "
         "(no network, read-only system, no sight of solutions/). Install bubblewrap, or pass "
