@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.grade.gradebook import Grade, score, ungradable, write_feedback, write_gradebook
-from labkit.grade.oracle import ReferenceFailed, judge_run, oracles_of, test_questions
+from labkit.grade.oracle import ReferenceFailed, judge_run, oracles_of, questions_with_test
 from labkit.grade.restore import Lab, Ungradable, load_lab, prepare
 from labkit.grade.runner import Limits, RunResult, run_notebook
 from labkit.grade.sandbox import SandboxUnavailable, mode
@@ -185,7 +185,7 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
     if not isinstance(ref, RunResult):
         raise ReferenceFailed(f"the reference run of the solution failed: {ref}")
     oracles, note = oracles_of(ref, the_lab)
-    verdicts = _test_verdicts(results, oracles, ref_args, run_all) if test_questions(oracles) else {}
+    verdicts = _test_verdicts(results, oracles, ref_args, run_all) if questions_with_test(oracles) else {}
     for name, result in results.items():
         if isinstance(result, RunResult):
             result = judge_run(result, the_lab, oracles, verdicts.get(name))
@@ -210,7 +210,7 @@ def _test_verdicts(results, oracles, ref_args, run_all) -> dict:
     exported answers (data), so the instructor's test function never runs in the learner's kernel."""
     from labkit.grade.oracle import answers_of
 
-    tests = set(test_questions(oracles))
+    tests = set(questions_with_test(oracles))
     jobs = []
     for name, result in results.items():
         if isinstance(result, RunResult):

@@ -6,6 +6,14 @@ sandbox): its check cells write ``expected=``/``between=``/``ratio=`` and tolera
 (``check.oracle_labkit``). ``judge_run`` then compares, in the grader's process, the *first* exported value of
 each question with its oracle. A ``test=`` check (a function, not data) is judged by a second reference run fed
 that submission's exported values, never in the kernel that ran the learner's code.
+
+>>> from types import SimpleNamespace as NS
+>>> from labkit.grade.runner import RunResult
+>>> lab = NS(questions={"00.q1": {}})
+>>> run = RunResult(({"question": "00.q1", "value": 44}, {"question": "00.q1", "value": 45}), (), None, 1.0, 0.0, "")
+>>> oracle = {"question": "00.q1", "expected": 45, "rtol": None, "atol": None, "ratio": None, "between": None}
+>>> judge_run(run, lab, {"00.q1": oracle}).checks     # the first export counts; 44 is not 45
+({'question': '00.q1', 'passed': False, 'message': 'not the right count (exact answer expected)'},)
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ def answers_of(run) -> dict:
     return first
 
 
-def test_questions(oracles: dict) -> list[str]:
+def questions_with_test(oracles: dict) -> list[str]:
     """Questions whose check is a ``test=`` function: they need a reference run fed the learner's answers."""
     return [q for q, o in oracles.items() if o.get("mode") == "test"]
 
