@@ -124,7 +124,10 @@ def test_grading_exports_data_and_judges_outside(tmp_path, monkeypatch, capsys):
     ora.check("00.q1", lambda: 45, expected=45, points=2)
     ora.check("00.q2", lambda: None, expected={8: [1, 2.5], 4: [float("inf")]})
     ora.check("00.q3", lambda: 3, between=(2, 4))
-    got = {x["question"]: x for x in map(json.loads, answers.read_text().splitlines())}
+    lines = [json.loads(x) for x in answers.read_text().splitlines()]
+    got = {x["question"]: x for x in lines if "kernel_expected" not in x}
+    # expected= reaches the exporter only for a declared kernel oracle (the runner strips it otherwise)
+    assert [x["question"] for x in lines if "kernel_expected" in x] == ["00.q1"]
     want = {x["question"]: x for x in map(json.loads, oracles.read_text().splitlines())}
     assert judge(want["00.q1"], decode(got["00.q1"]["value"])) is None
     assert judge(want["00.q2"], decode(got["00.q2"]["value"])) is None
@@ -168,3 +171,21 @@ def test_infinity_matches_only_the_same_infinity(capsys):
     assert not lk.check("00.q9", 1e308, expected=math.inf).passed
     assert not lk.check("00.q9", math.inf, expected=5.0).passed
     _out(capsys)
+
+
+def test_kernel_oracles_are_used_only_when_declared_and_plausible():
+    from types import SimpleNamespace as NS
+
+    from labkit.grade.oracle import judge_run
+    from labkit.grade.runner import RunResult
+
+    ref = {"question": "04.q7", "expected": [0.010, True], "rtol": None, "atol": None, "ratio": None,
+           "between": None}
+    def run(*lines):
+        return RunResult(lines, (), None, 1.0, 0.0, "")
+    mine = run({"question": "04.q7", "value": [0.012, True]}, {"question": "04.q7", "kernel_expected": [0.012, True]})
+    declared, undeclared = NS(questions={"04.q7": {}}, kernel_oracles=("04.q7",)), NS(questions={"04.q7": {}})
+    assert judge_run(mine, declared, {"04.q7": ref}).checks[0]["passed"]            # its own measurement
+    assert not judge_run(mine, undeclared, {"04.q7": ref}).checks[0]["passed"]      # not declared: reference
+    forged = run({"question": "04.q7", "value": [5.0, True]}, {"question": "04.q7", "kernel_expected": [5.0, True]})
+    assert not judge_run(forged, declared, {"04.q7": ref}).checks[0]["passed"]      # 500x off: implausible

@@ -169,7 +169,7 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
             rows[name] = ungradable(name, f"the grader failed to read it ({type(err).__name__}: {err})", the_lab)
             continue
         jobs.append((name, (prepared[name].notebook, prepared[name].code_roles, limits, lab_files, nb_name,
-                            sandbox)))
+                            sandbox, False, None, the_lab.kernel_oracles)))
     reference = prepare(the_lab.path, the_lab)     # the solution itself: where the oracles come from
     ref_args = (reference.notebook, reference.code_roles, limits, lab_files, nb_name, sandbox, True)
     if jobs:

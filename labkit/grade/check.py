@@ -329,7 +329,7 @@ def exporting_labkit(path: str, real=None) -> _GradingLabkit:
     """The ``lk`` of a restored check cell in the learner's kernel: ``check(question, answer)`` only writes the
     answer's value as data to `path` (the grader judges it in its own process; no oracle is ever here)."""
 
-    def export(question, answer=None, *_, **__):
+    def export(question, answer=None, expected=_NO, **kwargs):
         value, problem = _evaluate(answer)
         line = {"question": str(question)}
         if problem is None:
@@ -340,6 +340,12 @@ def exporting_labkit(path: str, real=None) -> _GradingLabkit:
         if problem is not None:
             line["error"] = problem
         _append(path, line)
+        if expected is not _NO or kwargs.get("between") is not None:   # a kernel oracle (see GRADING.md)
+            try:
+                _append(path, {"question": str(question), "kernel_expected": encode(_plain(
+                    None if expected is _NO else expected))})
+            except TypeError:
+                pass
         print(f"{question}: answer recorded for grading")
 
     return _GradingLabkit(export, real)

@@ -107,23 +107,28 @@ def _is_check(node) -> bool:
 
 
 class _AnswerOnly(ast.NodeTransformer):
+    def __init__(self, keep=()):
+        self.keep = set(keep)
+
     def visit_Call(self, node):
         self.generic_visit(node)
         if not _is_check(node):
             return node
+        if isinstance(node.args[0], ast.Constant) and node.args[0].value in self.keep:
+            return node       # a kernel oracle (the lab's metadata says so): the kernel evaluates it
         answer = node.args[1] if len(node.args) > 1 else next(
             (k.value for k in node.keywords if k.arg == "answer"), ast.Constant(None))
         return ast.Call(node.func, [node.args[0], answer], [])
 
 
-def answer_only(source: str) -> str:
+def answer_only(source: str, keep=()) -> str:
     """A check cell as the learner's kernel gets it: each ``lk.check(q, answer, <oracle>...)`` becomes
     ``lk.check(q, answer)``, and top-level definitions that only the oracles used are dropped.
 
     >>> print(answer_only('def _ref():\\n    return 45\\nlk.check("00.q1", lambda: total, expected=_ref(), points=2)'))
     lk.check('00.q1', lambda: total)
     """
-    tree = _AnswerOnly().visit(ast.parse(source))
+    tree = _AnswerOnly(keep).visit(ast.parse(source))
     while True:     # drop definitions nothing left uses (an oracle's helpers), until none is dropped
         used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         keep = [st for st in tree.body if not _defines(st) or _defines(st) & used]
@@ -143,7 +148,8 @@ def _defines(st) -> set:
     return set()
 
 
-def arm(notebook: str, code_roles, export_path: str, reference: bool = False, answers: dict | None = None) -> str:
+def arm(notebook: str, code_roles, export_path: str, reference: bool = False, answers: dict | None = None,
+        kernel_oracles=()) -> str:
     """The notebook with every instructor check/hidden code cell wrapped to use a fresh checker (see above)."""
     from labkit.grade.notebook import python_source
 
@@ -157,7 +163,7 @@ def arm(notebook: str, code_roles, export_path: str, reference: bool = False, an
     for cell, (role, _) in zip(code, code_roles):
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         if role in ("check", "hidden"):
-            body = python_source(src) if reference else answer_only(python_source(src))
+            body = python_source(src) if reference else answer_only(python_source(src), kernel_oracles)
             cell["source"] = _ARMED.format(path=checker, factory=factory, source=body)
         cell["outputs"], cell["execution_count"] = [], None
     return json.dumps(nb)
@@ -239,7 +245,7 @@ def _calibrations() -> list[Path]:
 
 def run_notebook(notebook: str, code_roles, limits: Limits, lab_files: dict | None = None,
                  name: str = "submission.ipynb", sandbox: str = "bwrap", reference: bool = False,
-                 answers: dict | None = None) -> RunResult:
+                 answers: dict | None = None, kernel_oracles=()) -> RunResult:
     """Execute a prepared notebook (JSON text) with nbval under `limits`, in `sandbox` ("bwrap", or "none" for
     --unsafe-no-sandbox); see the module docstring. A Ray worker without a sandbox refuses (SandboxUnavailable).
 
@@ -250,13 +256,14 @@ def run_notebook(notebook: str, code_roles, limits: Limits, lab_files: dict | No
         from labkit.grade.sandbox import mode
 
         sandbox = mode()        # raises here, on this machine, when bwrap cannot start
-    result = _run_once(notebook, code_roles, limits, lab_files, name, sandbox, reference, answers)
+    result = _run_once(notebook, code_roles, limits, lab_files, name, sandbox, reference, answers, kernel_oracles)
     if not result.exports and result.stopped is None and any(role == "check" for role, _ in code_roles):
-        result = _run_once(notebook, code_roles, limits, lab_files, name, sandbox, reference, answers)
+        result = _run_once(notebook, code_roles, limits, lab_files, name, sandbox, reference, answers, kernel_oracles)
     return result
 
 
-def _run_once(notebook, code_roles, limits: Limits, lab_files, name, sandbox, reference, answers) -> RunResult:
+def _run_once(notebook, code_roles, limits: Limits, lab_files, name, sandbox, reference, answers,
+              kernel_oracles=()) -> RunResult:
     tmp = Path(tempfile.mkdtemp(prefix="labkit-grade-"))
     t0 = time.monotonic()
     sandboxed = sandbox != UNSAFE
@@ -281,7 +288,8 @@ def _run_once(notebook, code_roles, limits: Limits, lab_files, name, sandbox, re
             files[f".labkit/{key}"] = str(path)
         nb_path = tmp / "in" / name
         nb_path.parent.mkdir(exist_ok=True)
-        nb_path.write_text(arm(notebook, code_roles, f"{base}/.labkit/exports.jsonl", reference, answers),
+        nb_path.write_text(arm(notebook, code_roles, f"{base}/.labkit/exports.jsonl", reference, answers,
+                               kernel_oracles),
                            encoding="utf-8")
         (tmp / "in" / "pytest.ini").write_text("[pytest]\naddopts =\n", encoding="utf-8")
         files[name], files["pytest.ini"] = str(nb_path), str(tmp / "in" / "pytest.ini")
