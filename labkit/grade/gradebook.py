@@ -1,4 +1,4 @@
-"""Scores from a run's check log, the gradebook CSV and the per-student feedback files.
+"""Scores from a run's judged checks, the gradebook CSV and the per-student feedback files.
 
 Scoring trusts only the solution: the points of a question are those its check call declares in
 ``solutions/``; a question earns them when the grader's judge (``labkit.grade.oracle``) passed the value the
