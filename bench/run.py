@@ -7,7 +7,8 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
   thread, as on Binder (CPU_LIMIT=1, binder/start), against Binder's 2 GB;
 - calibration: ``labkit calibrate --quick --runtime torch`` (what lab 00 triggers at first use) and the full
   ``labkit calibrate`` (both runtimes), each from a fresh cache, as wall time of the whole command;
-- ``labkit grade`` throughput on 1 and 2 workers, over N copies of lab 00's solution;
+- ``labkit grade`` throughput on 1 and 2 workers in the sandbox, and on 2 with --unsafe-no-sandbox (the
+  sandbox may cost at most 20%), over N copies of lab 00's solution;
 - ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile;
 - ``lk.deploy.simulate`` (bench/deploy.py): 10^6 requests through a batching pool, a 3-pool autoscaling fleet
   over the 1-hour Azure trace, scaling in requests, and the speed-up over a simpy model of the same pool.
@@ -120,21 +121,28 @@ def bench_grading(tmp: Path, copies: int) -> list[dict]:
     for i in range(copies):
         shutil.copy(ROOT / "solutions" / "00_orientation.ipynb", subs / f"student{i:02d}.ipynb")
     env = kernel_env(tmp / "notebook-cache")            # calibrated by lab 00 above (or calibrates once here)
-    rows = []
-    for workers in (1, 2):
-        out_dir = tmp / f"graded-{workers}"
+    rows, rate = [], {}
+    for workers, mode in ((1, "bwrap"), (2, "bwrap"), (2, "none")):
+        out_dir = tmp / f"graded-{workers}-{mode}"
+        extra = ["--unsafe-no-sandbox"] if mode == "none" else []
         seconds, out = _timed([LABKIT, "grade", "--lab", "00", "--out", str(out_dir), "--workers", str(workers),
-                               "--quiet", str(subs)], env, timeout_s=1800)
+                               "--quiet", *extra, str(subs)], env, timeout_s=1800)
         note = f"{copies} copies of lab 00's solution"
         book = out_dir / "gradebook.csv"
         if book.is_file():
             graded = list(csv.DictReader(book.open()))
             full = sum(r["status"] == "graded" and float(r["score"]) == float(r["max_score"]) > 0 for r in graded)
-            note += f"; {full}/{len(graded)} full marks"
+            modes = sorted({r.get("sandbox", "?") for r in graded})
+            note += f"; {full}/{len(graded)} full marks; sandbox {'/'.join(modes)}"
         if out.returncode != 0:
             note += f"; exit {out.returncode}: {out.stderr.strip()[-200:]}"
-        rows.append(_row(f"labkit grade, {workers} worker{'s' if workers > 1 else ''}", copies / seconds * 60,
+        rate[(workers, mode)] = copies / seconds * 60
+        label = "sandboxed (bwrap)" if mode == "bwrap" else "--unsafe-no-sandbox"
+        rows.append(_row(f"labkit grade, {workers} worker{'s' if workers > 1 else ''}, {label}", rate[(workers, mode)],
                          "submissions/min", note=note + f" in {seconds:.1f} s"))
+    # issue 14: the sandbox may cost at most 20% of grading throughput (2 workers, same submissions)
+    rows.append(_row("labkit grade: sandboxed / unsafe throughput", rate[(2, "bwrap")] / rate[(2, "none")], "ratio",
+                     None, "budget: >= 0.8 (issue 14)"))
     return rows
 
 

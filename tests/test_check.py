@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import labkit as lk
-from labkit.grade.check import grading_labkit
+from labkit.grade.check import decode, exporting_labkit, judge, oracle_labkit
 
 
 def _out(capsys) -> str:
@@ -110,14 +110,32 @@ def test_html_rendering_escapes_and_marks():
     assert "✘" in html and "&lt;b&gt;sum&lt;/b&gt;" in html and "<b>sum</b>" not in html
 
 
-def test_grading_log_lines(tmp_path, monkeypatch, capsys):
-    log = tmp_path / "log.jsonl"
-    monkeypatch.setenv("LABKIT_GRADE_LOG", str(log))
+def test_grading_exports_data_and_judges_outside(tmp_path, monkeypatch, capsys):
+    # the learner's kernel writes only values; the oracle comes from the reference run; judge() compares
+    monkeypatch.setenv("LABKIT_GRADE_LOG", str(tmp_path / "old.jsonl"))     # the old log: nothing reads it
     lk.check("00.q1", lambda: 45, expected=45, points=2)
-    grading_labkit("secret", str(log)).check("00.q2", lambda: 1, expected=2, points=3)
-    lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [(x["question"], x["passed"], x["points"], x["max_points"], x["token"]) for x in lines] == [
-        ("00.q1", True, 2.0, 2.0, None), ("00.q2", False, 0.0, 3.0, "secret")]
+    assert not (tmp_path / "old.jsonl").exists()
+    answers, oracles = tmp_path / "a.jsonl", tmp_path / "o.jsonl"
+    exp = exporting_labkit(str(answers))
+    exp.check("00.q1", lambda: np.float64(2.0) * 22.5, expected=45, points=2)
+    exp.check("00.q2", lambda: {8: (1, 2.5), 4: [float("inf")]})
+    exp.check("00.q3", lambda: undefined_name)  # noqa: F821
+    ora = oracle_labkit(str(oracles))
+    ora.check("00.q1", lambda: 45, expected=45, points=2)
+    ora.check("00.q2", lambda: None, expected={8: [1, 2.5], 4: [float("inf")]})
+    ora.check("00.q3", lambda: 3, between=(2, 4))
+    lines = [json.loads(x) for x in answers.read_text().splitlines()]
+    got = {x["question"]: x for x in lines if "kernel_expected" not in x}
+    # expected= reaches the exporter only for a declared kernel oracle (the runner strips it otherwise)
+    assert [x["question"] for x in lines if "kernel_expected" in x] == ["00.q1"]
+    want = {x["question"]: x for x in map(json.loads, oracles.read_text().splitlines())}
+    assert judge(want["00.q1"], decode(got["00.q1"]["value"])) is None
+    assert judge(want["00.q2"], decode(got["00.q2"]["value"])) is None
+    assert judge(want["00.q2"], {"8": [1, 2.5], "4": [float("inf")]}) is not None   # str keys are not int keys
+    assert "error" in got["00.q3"] and "undefined_name" in got["00.q3"]["error"]
+    assert judge(want["00.q3"], 3.5) is None and judge(want["00.q3"], 5) is not None
+    assert [want[q]["solution_passes"] for q in ("00.q1", "00.q2", "00.q3")] == [True, False, True]
+    assert judge(want["00.q1"], 44) is not None and judge(want["00.q1"], True) is not None
     _out(capsys)
 
 
@@ -161,3 +179,21 @@ def test_a_numpy_true_from_a_test_function_passes_and_a_numpy_false_fails(capsys
     assert lk.check("00.q1", lambda: 3, test=lambda v: np.bool_(v == 4)).passed is False
     assert lk.check("00.q1", lambda: 3, test=lambda v: np.array([v == 3]).all()).passed
     _out(capsys)
+
+
+def test_kernel_oracles_are_used_only_when_declared_and_plausible():
+    from types import SimpleNamespace as NS
+
+    from labkit.grade.oracle import judge_run
+    from labkit.grade.runner import RunResult
+
+    ref = {"question": "04.q7", "expected": [0.010, True], "rtol": None, "atol": None, "ratio": None,
+           "between": None}
+    def run(*lines):
+        return RunResult(lines, (), None, 1.0, 0.0, "")
+    mine = run({"question": "04.q7", "value": [0.012, True]}, {"question": "04.q7", "kernel_expected": [0.012, True]})
+    declared, undeclared = NS(questions={"04.q7": {}}, kernel_oracles=("04.q7",)), NS(questions={"04.q7": {}})
+    assert judge_run(mine, declared, {"04.q7": ref}).checks[0]["passed"]            # its own measurement
+    assert not judge_run(mine, undeclared, {"04.q7": ref}).checks[0]["passed"]      # not declared: reference
+    forged = run({"question": "04.q7", "value": [5.0, True]}, {"question": "04.q7", "kernel_expected": [5.0, True]})
+    assert not judge_run(forged, declared, {"04.q7": ref}).checks[0]["passed"]      # 500x off: implausible

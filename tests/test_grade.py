@@ -25,6 +25,19 @@ from labkit.grade.runner import Limits, run_notebook
 
 pytestmark = pytest.mark.xdist_group("grading")
 
+
+def _sandbox_or_skip():
+    """The adversarial batch runs only in the sandbox (a fork bomb or disk fill must never run unconfined);
+    on CI a missing sandbox is a failure, not a skip (.ci/run installs bubblewrap)."""
+    from labkit.grade.sandbox import SandboxUnavailable, mode
+
+    try:
+        mode()
+    except SandboxUnavailable as err:
+        if __import__("os").environ.get("CI"):
+            raise
+        pytest.skip(str(err))
+
 FIXTURE = Path(__file__).parent / "fixtures" / "grading" / "solutions"
 RIGHT = {"q1-answer": "total = sum(range(10))",
          "q2-answer": "def scale(x, k):\n    return x * k",
@@ -84,9 +97,9 @@ def _submissions(student, solution, root: Path) -> dict:
     nb = copy.deepcopy(right)
     nb.cells.append(nbformat.v4.new_code_cell(
         "import subprocess, sys\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
-        f"open({str(root / 'orphan.pid')!r}, 'w').write(str(child.pid))"))
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)  # {ORPHAN}'])"))
     s["leaves_a_process"] = nb
+    s.update(_attacks(student, solution, root))
     s["memory_bomb"] = _answer(student, **{**RIGHT, "q3-answer": (
         "blocks = []\nwhile True:\n    blocks.append(b'x' * (64 * 2**20))  # 64 MiB, touched")})
     nb = _answer(student, **{**RIGHT, "q1-answer": RIGHT["q1-answer"] + (
@@ -117,6 +130,82 @@ def _submissions(student, solution, root: Path) -> dict:
     return s
 
 
+ORPHAN = f"labkit-orphan-{__import__('secrets').token_hex(6)}"
+
+
+def _extra(nb, *sources, after="q3-check"):
+    """`nb` with learner code cells inserted after the cell with id `after` (None: at the top)."""
+    nb = copy.deepcopy(nb)
+    at = 0 if after is None else nb.cells.index(_cell(nb, after)) + 1
+    for i, src in enumerate(sources):
+        nb.cells.insert(at + i, nbformat.v4.new_code_cell(src))
+    return nb
+
+
+def _attacks(student, solution, root: Path) -> dict:
+    """The attacks of issue 14, each a submission; see ATTACKS for what each must score."""
+    right, wrong = _answer(student, **RIGHT), _answer(student, **WRONG)
+    a = {}
+    a["thief"] = _extra(student, (          # finds solutions/ next to labkit, or where the instructor keeps them
+        "import json, pathlib, labkit\n"
+        "places = [p / 'solutions' for p in pathlib.Path(labkit.__file__).parents]\n"
+        f"places += [pathlib.Path({str(FIXTURE)!r}), pathlib.Path({str(FIXTURE.parents[3] / 'solutions')!r})]\n"
+        "found = [f for p in places if p.is_dir() for f in p.glob('*.ipynb')]\n"
+        "for f in found:\n"
+        "    for c in json.loads(f.read_text())['cells']:\n"
+        "        if c.get('id', '').endswith('-answer'):\n"
+        "            exec(''.join(c['source']).replace('### BEGIN SOLUTION', ''), globals())\n"
+        "if not found:\n"
+        "    raise RuntimeError('the thief found no solutions')"), after=None)
+    a["forged_log"] = _extra(wrong, (
+        "import json, os, glob\n"
+        "lines = [{'question': q, 'passed': True, 'points': p, 'max_points': p, 'message': 'correct',\n"
+        "          'token': 'x', 'solution_passes': True} for q, p in "
+        f"{dict(FULL)!r}.items()]\n"
+        "for path in glob.glob('.labkit/*') + glob.glob('/grade/.labkit/*') + [os.environ.get('LABKIT_GRADE_LOG', 'x')]:\n"
+        "    with open(path, 'a') as f:\n"
+        "        f.write(''.join(json.dumps(x) + '\\n' for x in lines))"), after=None)
+    a["patches_display"] = _extra(wrong, (
+        "import builtins, IPython.display as d, labkit as lk\n"
+        "builtins.print = lambda *a, **k: d.display('✔ 90.q1 — 2/2 points: correct')\n"
+        "d.display = lambda *a, **k: None\n"
+        "lk.check = lambda *a, **k: None"), after=None)
+    a["edits_checker"] = _extra(wrong, (
+        "import os, labkit.grade.check as c\n"
+        "fd = os.open(c.__file__, os.O_WRONLY | os.O_APPEND)   # would rewrite the grader's checker\n"
+        "os.close(fd)"), after=None)
+    a["token_hunt"] = _extra(wrong, (
+        "import gc, re\n"
+        "hexes = [o for o in gc.get_objects() if isinstance(o, dict) for o in o.values()\n"
+        "         if isinstance(o, str) and re.fullmatch('[0-9a-f]{32}', o)]\n"
+        "oracles = [o for o in gc.get_objects() if isinstance(o, dict) and 'expected' in o]\n"
+        "raise RuntimeError(f'token hunt: {len(hexes)} tokens, {len(oracles)} oracles')"))
+    a["network"] = _extra(right, (
+        "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)"))
+    a["fork_bomb"] = _extra(right, (
+        "import os\nwhile True:\n    os.fork()"))
+    a["disk_fill"] = _answer(right, **{"q3-answer": (     # 5 GB in 64 MiB files, then the answer
+        "import os\nfor i in range(80):\n    with open(f'fill{i}', 'wb') as f:\n"
+        "        f.write(os.urandom(2**20) * 64)\n" + RIGHT["q3-answer"])})
+    a["reads_other"] = _extra(wrong, (
+        "import glob, json\n"
+        f"nb = json.load(open({str(root / 'submissions' / 'solution.ipynb')!r}))\n"
+        "exec(next(''.join(c['source']) for c in nb['cells'] if c.get('id') == 'q1-answer'))"), after="q1-answer")
+    a["settrace"] = _extra(wrong, (
+        "import sys, threading\n"
+        "seen = []\n"
+        "def spy(frame, event, arg):\n"
+        "    for k, v in list(frame.f_locals.items()):\n"
+        "        if k in ('expected', 'want', 'between', 'token') and type(v) in (int, float, list, str):\n"
+        "            seen.append(v)\n"
+        "            if type(v) is int:\n"
+        "                frame.f_globals['total'] = v   # answer with the oracle\n"
+        "    return spy\n"
+        "sys.settrace(spy)\nthreading.settrace(spy)"), after="q1-answer")
+    a["settrace"] = _extra(a["settrace"], "raise RuntimeError(f'spy saw the answer: {45 in seen or [-2.0] * 3 in seen}')")
+    return a
+
+
 FULL = {"90.q1": 2, "90.q2": 3, "90.q2h": 1, "90.q3": 1}
 ZERO = dict.fromkeys(FULL, 0)
 EXPECTED = {   # name -> (status, points per question, words the detail must contain)
@@ -141,6 +230,19 @@ EXPECTED = {   # name -> (status, points per question, words the detail must con
     "moved_duplicated": ("graded", FULL, ""),
     "no_cell_ids": ("graded", FULL, "all cells ran"),
 }
+ATTACKS = {   # issue 14: what an honest grader gives each; the words prove the sandbox stopped it
+    "thief": ("graded", ZERO, "the thief found no solutions"),
+    "forged_log": ("graded", ZERO, ""),
+    "patches_display": ("graded", ZERO, ""),
+    "edits_checker": ("graded", ZERO, "labkit/grade/check.py'"),   # read-only (or not ours): refused
+    "token_hunt": ("graded", ZERO, "token hunt: 0 tokens, 0 oracles"),
+    "network": ("graded", FULL, "Network is unreachable"),
+    "fork_bomb": ("graded", FULL, ""),
+    "disk_fill": ("graded", {**FULL, "90.q3": 0}, "No space left on device"),
+    "reads_other": ("graded", ZERO, "No such file or directory"),
+    "settrace": ("graded", ZERO, "spy saw the answer: False"),
+}
+EXPECTED.update(ATTACKS)
 
 
 @pytest.fixture(scope="module")
@@ -167,12 +269,13 @@ def _read_book(out: Path) -> dict:
 
 def _grade(lab, out, *extra, subs=None):
     argv = ["--lab", "90", "--out", str(out), "--solutions", str(FIXTURE), "--labs", str(lab["labs"]),
-            "--cell-timeout", "6", "--timeout", "60", "--memory-mb", "600", "--quiet", *extra]
+            "--cell-timeout", "6", "--timeout", "60", "--memory-mb", "600", "--disk-mb", "200", "--quiet", *extra]
     return grade_cli(argv + [str(p) for p in (subs or [lab["subs"]])])
 
 
 @pytest.fixture(scope="module")
 def batch(lab):
+    _sandbox_or_skip()
     out = lab["root"] / "graded"
     assert _grade(lab, out, "--workers", "2") == 0
     return out
@@ -189,20 +292,27 @@ def test_adversarial_submission_is_graded_correctly(batch, name):
     assert float(row["score"]) == sum(points.values())
     assert float(row["max_score"]) == 7
     assert words in row["detail"]
+    assert row["sandbox"] == ("bwrap" if status == "graded" else "")
     assert (batch / "feedback" / f"{name}.md").is_file()
 
 
 @pytest.mark.slow
 def test_processes_left_behind_are_killed(lab, batch):
-    pid = int((lab["root"] / "orphan.pid").read_text())
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    left = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if ORPHAN in " ".join(p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE:
+                left.append(p.pid)
+        except psutil.Error:
+            pass
+    assert not left
 
 
 @pytest.mark.slow
 def test_gradebook_columns_and_feedback(batch):
     with open(batch / "gradebook.csv", newline="", encoding="utf-8") as f:
         header = next(csv.reader(f))
-    assert header == ["submission", "status", "score", "max_score", "detail",
+    assert header == ["submission", "status", "score", "max_score", "detail", "sandbox",
                       "q:90.q1", "q:90.q2", "q:90.q2h", "q:90.q3"]
     assert len(_read_book(batch)) == len(EXPECTED)
     text = (batch / "feedback" / "half_right.md").read_text(encoding="utf-8")
@@ -239,7 +349,7 @@ def test_notebook_time_limit_kills_and_keeps_the_log():
     finally:
         shutil.rmtree(tmp)
     assert run.stopped and "time limit" in run.stopped
-    assert [c["question"] for c in run.checks] == ["90.q1"]     # the check before the sleep was logged
+    assert [c["question"] for c in run.exports] == ["90.q1"]     # the check before the sleep was exported
     assert run.wall_s < 30
 
 
@@ -266,3 +376,17 @@ def test_restore_puts_hidden_cell_after_its_answer_and_keeps_scratch(tmp_path):
     assert roles == ["given", "answer", "check", "answer", "extra", "check", "hidden", "answer", "check"]
     sources = ["".join(c["source"]) for c in json.loads(prepared.notebook)["cells"] if c["cell_type"] == "code"]
     assert sources[4] == "mine = 1" and "90.q2h" in sources[6]
+
+
+def test_no_sandbox_refuses_unless_unsafe(lab, tmp_path, monkeypatch, capsys):
+    import labkit.grade.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "_probe", lambda: "bwrap failed (exit 1): no user namespaces here")
+    sub = [lab["subs"] / "solution.ipynb"]
+    assert _grade(lab, tmp_path / "refused", subs=sub) == 2
+    err = capsys.readouterr().err
+    assert "no sandbox can start" in err and "no user namespaces here" in err and "--unsafe-no-sandbox" in err
+    assert not (tmp_path / "refused" / "gradebook.csv").exists()
+    assert _grade(lab, tmp_path / "unsafe", "--unsafe-no-sandbox", "--workers", "2", subs=sub) == 0
+    row = _read_book(tmp_path / "unsafe")["solution.ipynb"]
+    assert (row["sandbox"], row["score"]) == ("none", "7")

@@ -1,23 +1,23 @@
 """``labkit grade``: grade submitted notebooks into a gradebook and per-student feedback (nbval underneath).
 
     labkit grade --lab 00 --out OUTDIR [--workers N] [--ray ADDRESS] [--cell-timeout S] [--timeout S]
-                 [--memory-mb M] [--solutions DIR] [--labs DIR] SUBMISSION...
+                 [--memory-mb M] [--disk-mb D] [--solutions DIR] [--labs DIR] [--unsafe-no-sandbox] SUBMISSION...
 
 Every submission gets a row in ``OUTDIR/gradebook.csv`` (``graded`` or ``ungradable`` with the reason) and a
 file in ``OUTDIR/feedback/``. Exit 0 when grading ran, whatever the students scored; 2 for the instructor's
 own mistakes (unknown lab, no submissions, a path that does not exist).
 
-What the defences do and do not do (see GRADING.md): restored check cells call a checker loaded fresh from
-``labkit/check.py`` and bound to a secret token, so redefining ``lk.check``, patching ``labkit.grade.check`` or
-``numpy``, editing, deleting or moving check cells, or calling ``lk.check`` from one's own cells changes
-nothing. It is not a sandbox: notebook code runs with the instructor's rights and can write the log file
-directly, patch builtins or the import system, or read the token from memory. Grade in a container or a
-throw-away account if that matters.
+Every kernel runs in a sandbox (``labkit.grade.sandbox``: bubblewrap, no network, no sight of solutions/ or
+other submissions, limits on processes, memory, time and disk); without one, grading refuses unless
+``--unsafe-no-sandbox`` is given, and the gradebook's ``sandbox`` column says how each row was graded. Kernels
+only export answers as data; the oracles come from a reference run of the solution and the comparison happens
+here (``labkit.grade.oracle``). What is still trusted: GRADING.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.grade.gradebook import Grade, score, ungradable, write_feedback, write_gradebook
+from labkit.grade.oracle import ReferenceFailed, judge_run, oracles_of, questions_with_test
 from labkit.grade.restore import Lab, Ungradable, load_lab, prepare
 from labkit.grade.runner import Limits, RunResult, run_notebook
+from labkit.grade.sandbox import SandboxUnavailable, mode
 from labkit.paths import repo_root
 
 _MAX_LAB_FILE_BYTES = 50 * 2**20
@@ -132,8 +134,8 @@ def _thread_runner(workers: int):
 
 
 def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cell_timeout_s: float | None = None,
-          timeout_s: float | None = None, memory_mb: float | None = None, solutions=None, labs=None,
-          progress: bool = True) -> GradeReport:
+          timeout_s: float | None = None, memory_mb: float | None = None, disk_mb: float = 512, solutions=None,
+          labs=None, progress: bool = True, unsafe_no_sandbox: bool = False) -> GradeReport:
     """Grade the notebooks in `paths` for lab `lab`; write ``out/gradebook.csv`` and ``out/feedback/``.
 
     >>> from labkit.grade.batch import grade
@@ -145,12 +147,14 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
     t0 = time.monotonic()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}.")
+    sandbox = mode(unsafe_no_sandbox)       # SandboxUnavailable: refuse before anything runs
     the_lab = load_lab(lab, Path(solutions or repo_root() / "solutions"))
     subs = submissions(paths)
     if not subs:
         raise ValueError("no submissions: give notebook files or folders that contain .ipynb files.")
     limits = Limits(cell_timeout_s or the_lab.cell_timeout_s, timeout_s or the_lab.timeout_s,
-                    memory_mb or the_lab.memory_mb, threads=max(1, (os.cpu_count() or 1) // workers))
+                    memory_mb or the_lab.memory_mb, threads=max(1, (os.cpu_count() or 1) // workers),
+                    disk_mb=disk_mb)
     lab_files = _lab_files(Path(labs or repo_root() / "labs"), the_lab)
     nb_name = Path(the_lab.path).name
     rows: dict[str, Grade] = {}
@@ -164,7 +168,12 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
         except Exception as err:  # a grader bug must not stop the batch: the row says what happened
             rows[name] = ungradable(name, f"the grader failed to read it ({type(err).__name__}: {err})", the_lab)
             continue
-        jobs.append((name, (prepared[name].notebook, prepared[name].code_roles, limits, lab_files, nb_name)))
+        jobs.append((name, (prepared[name].notebook, prepared[name].code_roles, limits, lab_files, nb_name,
+                            sandbox, False, None, the_lab.kernel_oracles)))
+    reference = prepare(the_lab.path, the_lab)     # the solution itself: where the oracles come from
+    ref_args = (reference.notebook, reference.code_roles, limits, lab_files, nb_name, sandbox, True)
+    if jobs:
+        jobs.append((_REFERENCE, ref_args))
     bar = _progress(len(jobs)) if progress and jobs else None
     run_all = _ray_runner(ray, workers) if ray else _thread_runner(workers)
     try:
@@ -172,17 +181,47 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
     finally:
         if bar:
             bar.close()
+    ref = results.pop(_REFERENCE, None)
+    if not isinstance(ref, RunResult):
+        raise ReferenceFailed(f"the reference run of the solution failed: {ref}")
+    oracles, note = oracles_of(ref, the_lab)
+    verdicts = _test_verdicts(results, oracles, ref_args, run_all) if questions_with_test(oracles) else {}
     for name, result in results.items():
         if isinstance(result, RunResult):
+            result = judge_run(result, the_lab, oracles, verdicts.get(name))
             rows[name] = score(name, the_lab, prepared[name], result)
+            if note:
+                rows[name] = dataclasses.replace(rows[name], detail=f"{rows[name].detail}; {note}")
         else:
             rows[name] = Grade(name, "graded", 0.0, the_lab.max_score,
                                f"the grader could not run it ({type(result).__name__}: {result})",
-                               {q: 0.0 for q in the_lab.questions}, {})
+                               {q: 0.0 for q in the_lab.questions}, {}, sandbox)
     grades = tuple(rows[name] for name, _ in subs)
     book = write_gradebook(grades, the_lab, out)
     write_feedback(grades, the_lab, out)
     return GradeReport(grades, str(book), time.monotonic() - t0)
+
+
+_REFERENCE = "\0reference"     # the job key of the solution's reference run (no submission can be named so)
+
+
+def _test_verdicts(results, oracles, ref_args, run_all) -> dict:
+    """name -> {question: verdict line} for ``test=`` checks: the reference run again, fed each submission's
+    exported answers (data), so the instructor's test function never runs in the learner's kernel."""
+    from labkit.grade.oracle import answers_of
+
+    tests = set(questions_with_test(oracles))
+    jobs = []
+    for name, result in results.items():
+        if isinstance(result, RunResult):
+            answers = {q: line["value"] for q, line in answers_of(result).items() if q in tests and "value" in line}
+            if answers:
+                jobs.append((name, (*ref_args, answers)))
+    out = {}
+    for name, run in (run_all(jobs, None) if jobs else {}).items():
+        if isinstance(run, RunResult):
+            out[name] = {line["question"]: line for line in run.exports if "verdict" in line}
+    return out
 
 
 def cli(argv: list[str]) -> int:
@@ -196,6 +235,9 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell (default: lab's)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per notebook (default: lab's)")
     parser.add_argument("--memory-mb", type=float, default=None, help="RSS cap per notebook (default: lab's)")
+    parser.add_argument("--disk-mb", type=float, default=512, help="disk cap per notebook's sandbox (MiB)")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="grade even where no sandbox can start: submissions run with your rights")
     parser.add_argument("--solutions", default=None, help="folder of solution notebooks (default: solutions/)")
     parser.add_argument("--labs", default=None, help="folder of the student labs (default: labs/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -207,8 +249,9 @@ def cli(argv: list[str]) -> int:
     try:
         report = grade(args.lab, args.submissions, args.out, workers=args.workers, ray=args.ray,
                        cell_timeout_s=args.cell_timeout, timeout_s=args.timeout, memory_mb=args.memory_mb,
-                       solutions=args.solutions, labs=args.labs, progress=not args.quiet)
-    except (ValueError, FileNotFoundError) as err:
+                       disk_mb=args.disk_mb, solutions=args.solutions, labs=args.labs, progress=not args.quiet,
+                       unsafe_no_sandbox=args.unsafe_no_sandbox)
+    except (ValueError, FileNotFoundError, SandboxUnavailable) as err:
         print(f"labkit grade: {err}", file=sys.stderr)
         return 2
     graded = sum(g.status == "graded" for g in report.grades)

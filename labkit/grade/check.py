@@ -12,10 +12,10 @@ Comparison modes (pick one; a number's tolerance should fit the quantity):
 - ``between=(lo, hi)`` — ``lo <= answer <= hi``;
 - ``test=fn`` — ``fn(value)`` returns True, False or a message saying what is wrong (or raises AssertionError).
 
-Grading mode: when ``LABKIT_GRADE_LOG`` names a file, every check appends one JSON line (question, passed,
-points, max_points, message, hint, token). The grader counts only lines carrying the secret token of its own
-freshly loaded checker (see ``labkit.grade.batch``); a learner's own ``lk.check`` calls are ignored.
-Not a sandbox: code in a notebook can write that log file, patch builtins or the import system; see GRADING.md.
+Grading (``labkit grade``): the restored check cells in the learner's sandboxed kernel get ``exporting_labkit``,
+whose ``check`` only writes the answer's value as data; the oracle (``expected=`` and friends) is computed by
+``oracle_labkit`` in a reference run of the solution that no learner code touches, and ``judge`` compares the
+two in the grader's own process. Nothing the kernel does can score a point it did not answer; see GRADING.md.
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from dataclasses import dataclass, field
 
 _NO = object()   # "argument not given"
-LOG_ENV = "LABKIT_GRADE_LOG"
 
 
 @dataclass(frozen=True)
@@ -241,21 +239,8 @@ def _show(result: CheckResult) -> None:
         print(result.text())
 
 
-def _log(result: CheckResult, token, path) -> None:
-    path = path or os.environ.get(LOG_ENV)
-    if not path:
-        return
-    line = {"question": result.question, "passed": result.passed, "points": result.points,
-            "max_points": result.max_points, "message": result.message, "hint": result.hint, "token": token}
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(line) + "\n")
-    except OSError:
-        pass  # feedback still shows; the grader reports the check as not run
-
-
 def _check(question, answer, expected=_NO, *, points=1, rtol=None, atol=None, ratio=None, between=None,
-           test=None, hint="", _token=None, _log_path=None) -> CheckResult:
+           test=None, hint="") -> CheckResult:
     _validate(question, expected, points, ratio, between, test)
     value, problem = _evaluate(answer)
     if problem is None:
@@ -263,7 +248,6 @@ def _check(question, answer, expected=_NO, *, points=1, rtol=None, atol=None, ra
     passed = problem is None
     result = CheckResult(question, passed, float(points) if passed else 0.0, float(points),
                          "correct" if passed else problem, hint)
-    _log(result, _token, _log_path)
     _show(result)
     result._shown.append(True)
     return result
@@ -285,6 +269,50 @@ def check(question: str, answer, expected=_NO, *, points: float = 1, rtol: float
                   between=between, test=test, hint=hint)
 
 
+# ---------------------------------------------------------------- grading: answers out as data, oracles elsewhere
+def encode(value):
+    """A plain value (from ``_plain``) as JSON-ready data that keeps its types: dict keys, complex, NaN/inf.
+
+    >>> decode(json.loads(json.dumps(encode({8: [1.5, float("inf")], "k": 1j}))))
+    {8: [1.5, inf], 'k': 1j}
+    """
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"dict": [[encode(k), encode(v)] for k, v in value.items()]}
+    if type(value) is complex:
+        return {"complex": [value.real, value.imag]}
+    if type(value) is float and not math.isfinite(value):
+        return {"float": repr(value)}
+    return value
+
+
+def decode(data):
+    """The inverse of ``encode``; TypeError for anything ``encode`` cannot have written."""
+    if isinstance(data, list):
+        return [decode(v) for v in data]
+    if isinstance(data, dict):
+        if set(data) == {"dict"}:
+            return {_key(decode(k)): decode(v) for k, v in data["dict"]}
+        if set(data) == {"complex"}:
+            return complex(*data["complex"])
+        if set(data) == {"float"} and data["float"] in ("nan", "inf", "-inf"):
+            return float(data["float"])
+        raise TypeError("not an encoded value")
+    if data is None or type(data) in (bool, int, float, str):
+        return data
+    raise TypeError("not an encoded value")
+
+
+def _key(k):
+    return tuple(k) if isinstance(k, list) else k
+
+
+def _append(path, line: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 class _GradingLabkit:
     """What ``lk`` means inside an instructor cell at grading time: the real labkit, except ``check``."""
 
@@ -298,11 +326,59 @@ class _GradingLabkit:
         return getattr(self._real or importlib.import_module("labkit"), name)
 
 
-def grading_labkit(token: str, log_path: str, real=None) -> _GradingLabkit:
-    """The ``lk`` an armed instructor cell sees: its ``check`` logs `token` to `log_path` (used by labkit grade)."""
+def exporting_labkit(path: str, real=None) -> _GradingLabkit:
+    """The ``lk`` of a restored check cell in the learner's kernel: ``check(question, answer)`` only writes the
+    answer's value as data to `path` (the grader judges it in its own process; no oracle is ever here)."""
 
-    def graded_check(question, answer, expected=_NO, **kwargs):
-        return _check(question, answer, expected, _token=token, _log_path=log_path, **kwargs)
+    def export(question, answer=None, expected=_NO, **kwargs):
+        value, problem = _evaluate(answer)
+        line = {"question": str(question)}
+        if problem is None:
+            try:
+                line["value"] = encode(_plain(value))
+            except TypeError as err:
+                problem = str(err)
+        if problem is not None:
+            line["error"] = problem
+        _append(path, line)
+        if expected is not _NO or kwargs.get("between") is not None:   # a kernel oracle (see GRADING.md)
+            try:
+                _append(path, {"question": str(question), "kernel_expected": encode(_plain(
+                    None if expected is _NO else expected))})
+            except TypeError:
+                pass
+        print(f"{question}: answer recorded for grading")
 
-    return _GradingLabkit(graded_check, real)
+    return _GradingLabkit(export, real)
 
+
+def oracle_labkit(path: str, answers: dict | None = None, real=None) -> _GradingLabkit:
+    """The ``lk`` of a check cell in the grader's reference run of the solution (instructor code only): it
+    writes each question's oracle as data to `path`; a ``test=`` check is judged on `answers` (decoded values
+    exported by a learner's kernel) when given."""
+
+    def oracle(question, answer, expected=_NO, *, points=1, rtol=None, atol=None, ratio=None, between=None,
+               test=None, hint=""):
+        _validate(question, expected, points, ratio, between, test)
+        want = None if expected is _NO else expected
+        line = {"question": question}
+        if test is not None:
+            line["mode"] = "test"
+            if answers and question in answers:
+                line["verdict"] = _judge(answers[question], None, rtol, atol, ratio, between, test)
+        else:
+            line.update(expected=encode(_plain(want)), rtol=rtol, atol=atol,
+                        ratio=list(ratio) if ratio is not None else None,
+                        between=list(between) if between is not None else None)
+        value, problem = _evaluate(answer)
+        line["solution_passes"] = (problem or _judge(value, want, rtol, atol, ratio, between, test)) is None
+        _append(path, line)
+
+    return _GradingLabkit(oracle, real)
+
+
+def judge(oracle: dict, value) -> str | None:
+    """None when the decoded learner `value` passes the data `oracle` (a line of oracle_labkit); else why."""
+    return _judge(value, decode(oracle["expected"]), oracle.get("rtol"), oracle.get("atol"),
+                  tuple(oracle["ratio"]) if oracle.get("ratio") is not None else None,
+                  tuple(oracle["between"]) if oracle.get("between") is not None else None, None)

@@ -1,7 +1,8 @@
-"""Scores from a run's check log, the gradebook CSV and the per-student feedback files.
+"""Scores from a run's judged checks, the gradebook CSV and the per-student feedback files.
 
 Scoring trusts only the solution: the points of a question are those its check call declares in
-``solutions/``; a question earns them when the last trusted log line for it says ``passed``. A check that
+``solutions/``; a question earns them when the grader's judge (``labkit.grade.oracle``) passed the value the
+kernel exported for it. A check that
 never ran (time limit, dead kernel) earns nothing, and the detail says why.
 """
 
@@ -24,6 +25,7 @@ class Grade:
     detail: str
     points: dict            # question id -> points earned
     results: dict           # question id -> {"passed", "message", "hint"} (absent: the check did not run)
+    sandbox: str = ""       # how its kernel ran: "bwrap", "none" (--unsafe-no-sandbox), "" (never ran)
 
 
 def _fmt(x: float) -> str:
@@ -75,19 +77,21 @@ def score(name: str, lab, prepared, run) -> Grade:
     if missing:
         problems.append(f"checks that did not run: {', '.join(missing)}")
     detail = "; ".join([*prepared.notes, *problems]) or "all cells ran"
-    return Grade(name, "graded", sum(points.values()), lab.max_score, detail, points, results)
+    return Grade(name, "graded", sum(points.values()), lab.max_score, detail, points, results, run.sandbox)
 
 
 def write_gradebook(grades, lab, out_dir) -> Path:
-    """``OUT/gradebook.csv``: submission, status, score, max_score, detail, then one ``q:<id>`` column each."""
+    """``OUT/gradebook.csv``: submission, status, score, max_score, detail, sandbox, then one ``q:<id>`` column
+    each."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "gradebook.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["submission", "status", "score", "max_score", "detail", *(f"q:{q}" for q in lab.questions)])
+        writer.writerow(["submission", "status", "score", "max_score", "detail", "sandbox",
+                         *(f"q:{q}" for q in lab.questions)])
         for g in grades:
-            writer.writerow([g.submission, g.status, _fmt(g.score), _fmt(g.max_score), g.detail,
+            writer.writerow([g.submission, g.status, _fmt(g.score), _fmt(g.max_score), g.detail, g.sandbox,
                              *(_fmt(g.points.get(q, 0.0)) for q in lab.questions)])
     return path
 

@@ -46,6 +46,7 @@ class Lab:
     cell_timeout_s: float = DEFAULT_CELL_TIMEOUT_S
     timeout_s: float = DEFAULT_TIMEOUT_S
     memory_mb: float = DEFAULT_MEMORY_MB
+    kernel_oracles: tuple = ()        # questions whose oracle is built from the kernel's own measurements
 
     @property
     def max_score(self) -> float:
@@ -69,7 +70,7 @@ def load_lab(lab: str, solutions_dir) -> Lab:
                {i: tuple(q) for i, q in answers.items()},
                float(meta.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S)),
                float(meta.get("timeout_s", DEFAULT_TIMEOUT_S)),
-               float(meta.get("memory_mb", DEFAULT_MEMORY_MB)))
+               float(meta.get("memory_mb", DEFAULT_MEMORY_MB)), tuple(meta.get("kernel_oracles", ())))
 
 
 @dataclass(frozen=True)
