@@ -242,3 +242,68 @@ def test_nan_never_passes_and_infinities_match_only_themselves():
     assert passes(inf, inf) and passes(-inf, -inf)
     assert not passes(inf, -inf) and not passes(1e308, inf, rtol=1.0) and not passes(inf, 1e308, rtol=1e9)
     assert not passes(nan, 1, rtol=0, atol=0)                    # even against an exact int
+
+
+# ---------------------------------------------------------------- the feedback words: where and what, never the answer
+def message(answer, expected=None, **kw) -> str:
+    if expected is not None:
+        kw["expected"] = expected
+    with contextlib.redirect_stdout(io.StringIO()):
+        r = lk.check("00.q1", lambda: answer, **kw)
+    assert not r.passed
+    return r.message
+
+
+@pytest.mark.parametrize("answer, expected, kw, words", [
+    (3.0, [3.0], {}, "expected a sequence, got a float"),
+    ("x", {"a": 1}, {}, "expected a dict, got a str"),
+    ("1", 1.0, {}, "expected a number, got a str"),
+    ([1, [2, 3]], [1, [2, 4]], {}, "not the right count at [1][1] (exact answer expected)"),
+    ([1, [2, "x"]], [1, [2, 4.0]], {}, "expected a number at [1][1], got a str"),
+    ([1, [2]], [1, 2], {}, "expected a number at [1], got a list"),
+    ([[1], 2], [[1, 1], 2], {}, "expected 2 elements at [0], got 1"),
+    ({"a": {"b": 1.5}}, {"a": {"b": 1.0}}, {}, "not within tolerance at ['a']['b'] (rtol=1e-06, atol=0)"),
+    ({"a": [1]}, {"a": {"b": 1}}, {}, "expected a dict at ['a'], got a list"),
+    ({"a": {"c": 1}}, {"a": {"b": 1}}, {}, "the keys at ['a'] are not the expected ones"),
+    (44, 45, {}, "not the right count (exact answer expected)"),
+    (1.5, 1.0, {"rtol": 0.1, "atol": 0.2}, "not within tolerance (rtol=0.1, atol=0.2)"),
+    (True, 1, {}, "not the right answer"),
+    (1, True, {}, "not the right answer"),
+    ([0, True], [0, 1], {}, "not the right answer at [1]"),
+    ("b", "a", {}, "not the right answer"),
+    (float("nan"), [1.0], {}, "expected a sequence, got a float"),
+    ([float("nan")], [1.0], {}, "the value at [0] is NaN"),
+    ("0.5", None, {"between": (0, 1)}, "expected a number, got a str"),
+    (2, None, {"between": (0, 1)}, "not in the expected range"),
+    ("0.5", 1.0, {"ratio": (0.5, 2)}, "expected a number, got a str"),
+    (float("nan"), 1.0, {"ratio": (0.5, 2)}, "the value is NaN"),
+    (9.0, 1.0, {"ratio": (0.5, 2)}, "off by more than a factor in [0.5, 2]"),
+])
+def test_the_message_says_where_and_what(answer, expected, kw, words):
+    assert message(answer, expected, **kw) == words
+
+
+def test_an_int_expected_value_takes_a_tolerance_when_one_is_given():
+    assert passes(46, 45, atol=1) and passes(45.3, 45, rtol=0.01)
+    assert not passes(47, 45, atol=1) and not passes(46, 45, rtol=0.01)
+
+
+def test_test_function_feedback_words():
+    def silent(v):
+        raise AssertionError      # a bare assert, as a notebook sees it (pytest would add words to it)
+
+    def boom(v):
+        raise ValueError("x" * 300)
+
+    assert message(3, test=silent) == "not the right answer"
+    assert message(3, test=boom) == "testing your answer raised ValueError: " + "x" * 200
+    for verdict in (1, [True], 0, None, ""):
+        assert message(3, test=lambda v, verdict=verdict: verdict) == "not the right answer"
+
+
+def test_numpy_1_bool_true_from_a_test_function_passes_too():
+    # numpy < 2 named its bool type "bool_"; a stand-in with that module and name
+    old_bool = type("bool_", (), {"__module__": "numpy", "item": lambda self: True})
+    assert passes(0, test=lambda v: old_bool())
+    not_numpy = type("bool_", (), {"__module__": "notnumpy", "item": lambda self: True})
+    assert not passes(0, test=lambda v: not_numpy())
