@@ -88,9 +88,14 @@ def _mutmut(work: Path, *args: str, check=True) -> str:
 
 def _diff_lines(diff: str) -> tuple[str, str]:
     """(the line as written, the line as mutated) from mutmut's diff, whitespace-trimmed."""
-    minus = [x[1:].strip() for x in diff.splitlines() if x.startswith("-") and not x.startswith("---")]
-    plus = [x[1:].strip() for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++")]
+    minus = [_squash(x[1:]) for x in diff.splitlines() if x.startswith("-") and not x.startswith("---")]
+    plus = [_squash(x[1:]) for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++")]
     return " / ".join(minus), " / ".join(plus)
+
+
+def _squash(line: str) -> str:
+    """A line with its whitespace runs made single spaces, so alignment before a comment never matters."""
+    return " ".join(line.split())
 
 
 def run_module(name: str, spec: dict, tests: list[str] | None) -> dict:
@@ -105,7 +110,7 @@ def run_module(name: str, spec: dict, tests: list[str] | None) -> dict:
         m = re.match(r"\s*(\S+): (.+)$", line)
         if m and any(Path(m[1]).match(g) or re.fullmatch(g.replace("*", ".*"), m[1]) for g in globs):
             status[m[1]] = m[2].strip()
-    equivalent = [(e["was"].strip(), e["now"].strip(), e["reason"]) for e in spec.get("equivalent", [])]
+    equivalent = [(_squash(e["was"]), _squash(e["now"]), e["reason"]) for e in spec.get("equivalent", [])]
     survivors, explained, used = [], [], set()
     for mutant, state in sorted(status.items()):
         if state not in ("survived", "no tests"):
