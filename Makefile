@@ -8,7 +8,7 @@ PORT   ?= 8888
 # JupyterLab refuses to run as root unless told (containers, CI machines).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test lint bench clean
+.PHONY: setup lab test lint bench mutate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+# Mutation testing of the core modules against bench/mutation_budget.toml (minutes per module; not in `make test`).
+# One module: `make mutate MODULES=check`.
+mutate: setup
+	$(BIN)/python bench/mutate.py $(MODULES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -107,6 +107,21 @@ def test_carbon_g_rejects_bad_input(energy, pue, says):
         lk.carbon.carbon_g(energy, "fr", pue=pue)
 
 
+@given(e=st.floats(0, 1e12), pue=st.floats(1.0, 3.0), region=st.sampled_from(sorted(GRIDS)))
+def test_carbon_g_is_kwh_times_grid_intensity_times_pue(e, pue, region):
+    # pins the formula, not just linearity: joules -> kWh (/3.6e6), times the grid's g/kWh from the data file
+    # (read here with tomllib, not through labkit), times the facility's PUE
+    want = e / 3.6e6 * GRIDS[region]["g_per_kwh"] * pue
+    assert lk.carbon.carbon_g(e, region, pue=pue) == pytest.approx(want, rel=1e-12, abs=1e-300)
+
+
+def test_carbon_g_known_values():
+    g = GRIDS["fr"]["g_per_kwh"]
+    assert lk.carbon.carbon_g(3.6e6, "fr") == pytest.approx(g)               # 1 kWh, no overhead
+    assert lk.carbon.carbon_g(1.8e6, "fr", pue=2.0) == pytest.approx(g)      # half a kWh, twice the facility
+    assert lk.carbon.carbon_g(0.0, "fr", pue=3.0) == 0.0
+
+
 @given(a=st.floats(0, 1e9), b=st.floats(0, 1e9), pue=st.floats(1.0, 3.0))
 def test_carbon_g_is_linear_in_energy(a, b, pue):
     total = lk.carbon.carbon_g(a + b, "ie", pue=pue)

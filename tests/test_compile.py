@@ -179,3 +179,39 @@ def test_namespace():
     assert "ort_levels" in dir(lk.compile)
     with pytest.raises(AttributeError, match="ort_levels"):
         lk.compile.ort_level  # noqa: B018
+
+
+# ---- independent oracles: onnxruntime run here by hand, compared with torch's own output by numpy ----------
+_ORT_LEVELS = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+               "all": "ORT_ENABLE_ALL"}
+
+
+def _ort_outputs_by_hand(path, x, level):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[level])
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+
+
+@pytest.mark.parametrize("name", ["conv-bn-relu", "cnn", "transformer"])
+def test_ort_outputs_equal_torch_outputs_by_numpy_allclose(tmp_path, name):
+    if name == "conv-bn-relu":
+        model, x = conv_bn_relu()
+    else:
+        model, x = lk.zoo.build(name), lk.zoo.example(name, batch=2, seed=3)
+    with torch.no_grad():
+        want = model(x).numpy()
+    path = lk.compile.export_onnx(model, x, tmp_path / "m.onnx")
+    r = lk.compile.ort_levels(model, x, **FAST)
+    for level in r.levels:
+        got = _ort_outputs_by_hand(path, x, level)
+        assert got.shape == want.shape
+        assert np.allclose(got, want, rtol=1e-4, atol=1e-5), (name, level)
+        # labkit's reported error is the same numpy quantity, not a self-comparison
+        assert r.max_abs_diff[level] == pytest.approx(float(np.max(np.abs(got - want))), abs=2e-6), level
+    # optimised levels really do change the arithmetic (BN folded into Conv), so a zero diff would be a lie
+    assert max(r.max_abs_diff.values()) > 0
+    assert not np.allclose(want, 0) and not np.allclose(want + 1e-2 * np.abs(want).max(), want, rtol=1e-4,
+                                                        atol=1e-5)

@@ -269,3 +269,22 @@ def test_estimate_stays_callable_after_importing_its_module():
     import labkit.plot  # noqa: F401  (imports labkit.estimate too)
 
     assert isinstance(lk.estimate(prof(linear(M=2, K=4, N=4)), toy_device()), lk.Estimate)
+
+
+@settings(max_examples=60, deadline=None)
+@given(M=st.integers(1, 512), K=st.integers(1, 512), N=st.integers(1, 512),
+       beat=st.sampled_from([0.25, 0.9, 1.0, 1.5, 4.0, 100.0]), memory=st.booleans())
+def test_energy_power_is_clamped_to_the_idle_peak_range(M, K, N, beat, memory):
+    # A calibrated fit can run faster than the datasheet peak (beat > 1): the use of the bound resource
+    # would exceed 1, and the power must then stop at peak_w, never above it. Below the peak, power is
+    # idle + (peak - idle) x use, the use being attained / peak (the closed form written out here).
+    peak_flops, bw = 1e12, 1e11
+    from labkit.targets.devices import OpFit
+
+    fit = OpFit(0.0, peak_flops * beat, 1e30) if not memory else OpFit(0.0, 1e30, bw * beat)
+    d = toy_device(fits={"matmul": fit}, eff_compute=1.0, eff_mem=1.0, overhead_s=0.0)
+    lay = lk.estimate(prof(linear(M=M, K=K, N=N)), d).layers[0]
+    power_w = lay.energy_j / lay.latency_s
+    use = min(beat, 1.0)
+    assert power_w == pytest.approx(10.0 + 100.0 * use, rel=1e-9)
+    assert power_w <= 110.0 * (1 + 1e-12)

@@ -340,7 +340,7 @@ def test_ray_grades_the_same(lab, batch, ray_session):
 def test_notebook_time_limit_kills_and_keeps_the_log():
     lab = load_lab("90", FIXTURE)
     solution = nbformat.read(FIXTURE / "90_fixture.ipynb", as_version=4)
-    solution = _answer(solution, **{"q2-answer": "import time\ntime.sleep(60)"})
+    solution = _answer(solution, **{"q2-answer": "import time\ntime.sleep(3600)"})
     tmp = Path(__import__("tempfile").mkdtemp())
     try:
         (tmp / "slow.ipynb").write_text(nbformat.writes(solution), encoding="utf-8")
@@ -350,7 +350,8 @@ def test_notebook_time_limit_kills_and_keeps_the_log():
         shutil.rmtree(tmp)
     assert run.stopped and "time limit" in run.stopped
     assert [c["question"] for c in run.exports] == ["90.q1"]     # the check before the sleep was exported
-    assert run.wall_s < 30
+    # killed, not finished: far less than the hour the cell sleeps (a ceiling for a hang, not a speed test)
+    assert run.wall_s < 600
 
 
 def test_instructor_mistakes_exit_nonzero(tmp_path, capsys):

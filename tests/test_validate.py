@@ -30,7 +30,8 @@ def test_validate_mlp_torch_batch1(cached):
     assert (row.model, row.runtime, row.batch) == ("mlp", "torch", 1)
     assert row.predicted_s > 0 and row.measured_s > 0
     assert math.isfinite(row.rel_error)
-    assert report.median_abs_error == pytest.approx(abs(row.rel_error))
+    # the row's error is (predicted - measured) / measured of its own numbers (one row: the median is itself)
+    assert row.rel_error == pytest.approx((row.predicted_s - row.measured_s) / row.measured_s, rel=1e-12)
 
 
 def test_validate_onnxruntime_path(cached):
@@ -43,12 +44,14 @@ def test_validate_onnxruntime_path(cached):
 def test_report_statistics_match_an_independent_median():
     rows = tuple(validate_mod.ValidationRow("m", rt, b, p, t) for rt, b, p, t in [
         ("torch", 1, 1.0, 2.0), ("torch", 32, 3.0, 2.0), ("onnxruntime", 1, 1.1, 1.0),
-        ("onnxruntime", 32, 0.5, 1.0)])
+        ("onnxruntime", 32, 0.8, 1.0), ("onnxruntime", 8, 1.9, 1.0)])
     report = validate_mod.ValidationReport(rows, dtype="fp32", threads=1, duration_s=0.0)
-    errors = [(p - t) / t for _, _, p, t in [("", 0, 1.0, 2.0), ("", 0, 3.0, 2.0), ("", 0, 1.1, 1.0),
-                                             ("", 0, 0.5, 1.0)]]
+    errors = [(p - t) / t for p, t in [(1.0, 2.0), (3.0, 2.0), (1.1, 1.0), (0.8, 1.0), (1.9, 1.0)]]
     assert report.median_abs_error == pytest.approx(statistics.median(abs(e) for e in errors))
+    assert report.median_abs_error == pytest.approx(0.5)             # |errors| .5 .5 .1 .2 .9
     assert report.median_abs_error_by("torch") == pytest.approx(0.5)
+    # |errors| .1 .2 .9: the median .2, not the mean (.4), the max or the first
+    assert report.median_abs_error_by("onnxruntime") == pytest.approx(0.2)
     frame = report.to_frame()
     assert list(frame["rel_error"]) == pytest.approx(errors)
     assert json.loads(json.dumps(report.to_json()))["median_abs_error"] == pytest.approx(report.median_abs_error)

@@ -68,7 +68,8 @@ def min_cut(edge_w, cloud_w, up_w, producers: list[tuple[int, ...]], flow: str =
     integer roundings of the capacities, see `_scaled_dinic_sink_side`), "push-relabel" (this module's,
     pure Python, exact in floats, slower on some graphs), or one of networkx's (slowest; kept to
     cross-check; beware networkx's preflow_push, whose partition can be off with float capacities,
-    networkx issue #4972). All return a minimum cut; among several, ties go to the edge side.
+    networkx issue #4972). All return a minimum cut; among several, "scaled-dinic" returns the one with the
+    fewest cloud layers (ties go to the edge side); the others may return any of them.
 
     >>> sorted(min_cut([1, 1, 9], [2, 2, 1], [5, 0.5, 0.5, 7], [(-1,), (0,), (1,)]))
     [2]
