@@ -33,6 +33,8 @@ from labkit.estimate import (
            estimate,  # noqa: E402
 )
 from labkit.grade.check import check  # noqa: E402
+from labkit.grade.digest import matches  # noqa: E402
+from labkit.grade.hints import hint  # noqa: E402
 from labkit.measure import (
            Measurement,  # noqa: E402
            measure,  # noqa: E402
@@ -52,7 +54,7 @@ from labkit.zoo import data  # noqa: E402
 
 __all__ = ["Calibration", "Device", "Estimate", "Layer", "Link", "Measurement", "Plan", "Profile", "calibrate",
            "carbon", "check", "compile", "compress", "data", "device", "devices", "dtype_bytes", "estimate",
-           "link", "links", "measure", "partition", "plot", "profile", "systolic", "validate", "widgets", "zoo"]
+           "hint", "link", "links", "matches", "measure", "partition", "plot", "profile", "systolic", "validate", "widgets", "zoo"]
 
 __getattr__, __dir__ = namespace("labkit", __all__)
 del namespace

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.grade.gradebook import Grade, score, ungradable, write_feedback, write_gradebook
+from labkit.grade.gradebook import Grade, hints_of, score, ungradable, write_feedback, write_gradebook
 from labkit.grade.restore import Lab, Ungradable, load_lab, prepare
 from labkit.grade.runner import Limits, RunResult, run_notebook
 from labkit.paths import repo_root
@@ -174,7 +174,7 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
             bar.close()
     for name, result in results.items():
         if isinstance(result, RunResult):
-            rows[name] = score(name, the_lab, prepared[name], result)
+            rows[name] = score(name, the_lab, prepared[name], result, hints=hints_of(dict(subs)[name]))
         else:
             rows[name] = Grade(name, "graded", 0.0, the_lab.max_score,
                                f"the grader could not run it ({type(result).__name__}: {result})",
