@@ -122,3 +122,17 @@ def test_hints_used_reads_saved_outputs():
     assert hints_used(json.loads(nbformat.writes(nb))) == {"05.q2": 3}
     assert hints_used({"cells": [{"cell_type": "code", "outputs": [{"metadata": {"labkit": {"hint": "x",
                                                                                            "level": True}}}]}]}) == {}
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name[:2])
+def test_each_lab_has_a_prediction_a_decision_and_readable_blanks(path):
+    nb = nbformat.read(path, as_version=4)
+    heads = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Q")]
+    assert any("Predict" in h for h in heads), heads
+    assert any("Decide" in h or "decide" in h for h in heads), heads
+    for cell in nb.cells:      # Markdown eats "___" (emphasis): blanks are [ ]
+        if cell.cell_type == "markdown":
+            assert "___" not in cell.source, cell.id
+    # every question of the lab is scored by a hidden check or a visible one, and hints exist for the answers
+    student = json.loads((ROOT / "labs" / path.name).read_text(encoding="utf-8"))
+    assert student["metadata"]["labkit"]["hints"], "no hint ladders"
