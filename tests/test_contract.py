@@ -136,3 +136,10 @@ def test_each_lab_has_a_prediction_a_decision_and_readable_blanks(path):
     # every question of the lab is scored by a hidden check or a visible one, and hints exist for the answers
     student = json.loads((ROOT / "labs" / path.name).read_text(encoding="utf-8"))
     assert student["metadata"]["labkit"]["hints"], "no hint ladders"
+
+
+def test_a_numpy_true_from_a_test_function_passes():
+    """numpy 2 names its bool type `bool` (numpy 1: `bool_`); a test= returning np.True_ is a pass."""
+    np = pytest.importorskip("numpy")
+    assert lk.check("00.q9", lambda: 3.0, test=lambda v: np.float64(v) > 0).passed
+    assert not lk.check("00.q9", lambda: -3.0, test=lambda v: np.float64(v) > 0).passed

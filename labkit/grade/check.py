@@ -171,7 +171,7 @@ def _judge(value, expected, rtol, atol, ratio, between, test) -> str | None:
             return str(err) or "not the right answer"
         except Exception as err:
             return f"testing your answer raised {type(err).__name__}: {str(err)[:200]}"
-        if verdict is True or (type(verdict).__module__ == "numpy" and type(verdict).__name__ == "bool_"
+        if verdict is True or (type(verdict).__module__ == "numpy" and type(verdict).__name__ in ("bool_", "bool")
                                and verdict.item() is True):
             return None
         return verdict if isinstance(verdict, str) and verdict else "not the right answer"
