@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.labkit-installed
 PORT   ?= 8888
 # JupyterLab refuses to run as root unless told (containers, CI machines).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# No "Jupyter news?" pop-up, no update check, no extension manager (jupyter/README.md).
+LAB_SETTINGS := --LabApp.app_settings_dir=$(CURDIR)/jupyter/lab-settings --LabApp.extension_manager=readonly
 
 .PHONY: setup lab test lint bench mutate clean
 
@@ -20,7 +22,7 @@ setup: $(STAMP)
 
 lab: setup
 	$(BIN)/labkit doctor || true
-	$(BIN)/jupyter lab --notebook-dir=labs --port=$(PORT) $(ROOT_FLAG)
+	$(BIN)/jupyter lab --notebook-dir=labs --port=$(PORT) $(ROOT_FLAG) $(LAB_SETTINGS)
 
 lint: setup
 	$(BIN)/ruff check labkit tests

@@ -22,6 +22,8 @@ from labkit.deploy.placement import Placement, placement
 from labkit.dtypes import dtype_bytes
 from labkit.estimate import Estimate, estimate
 from labkit.grade.check import check
+from labkit.grade.digest import matches
+from labkit.grade.hints import hint
 from labkit.measure import Measurement, measure
 from labkit.partition import Plan, partition
 from labkit.plot import widgets
@@ -36,7 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Calibration", "Device", "Estimate", "Layer", "Link", "Measurement", "Placement", "Plan", "Profile",
            "calibrate", "carbon", "check", "compile", "compress", "data", "deploy", "device", "devices", "federated",
-           "dtype_bytes", "estimate", "link", "links", "llm", "measure", "partition", "placement", "plot", "profile",
+           "dtype_bytes", "estimate", "hint", "link", "links", "llm", "matches", "measure", "partition", "placement", "plot", "profile",
            "systolic", "validate", "widgets", "zoo"]
 
 __getattr__, __dir__ = namespace("labkit", __all__)

@@ -30,14 +30,20 @@ def test_student_version_has_scaffolds_not_solutions(built):
     student = nbformat.read(built / "90_fixture.ipynb", as_version=4)
     text = nbformat.writes(student)
     # every solution line is gone; the hints became TODOs
+    # every solution line is gone, hints too (they are the lk.hint ladder); the goals became TODOs
     for cell in solution.cells:
         if "### BEGIN SOLUTION" in cell.source:
             body = cell.source.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
             for line in body.splitlines():
-                if line.strip() and "### HINT" not in line:
-                    assert line.strip() not in text, line
+                if line.strip() and "### GOAL" not in line:
+                    assert line.strip() not in "".join(c.source for c in student.cells), line
     answer = next(c for c in student.cells if c.id == "q1-answer")
-    assert answer.source == "# TODO: the built-in sum() over range(10)\nraise NotImplementedError"
+    assert answer.source == ('# TODO: `total` is the sum of the integers 0..9\n'
+                             '# (stuck? lk.hint("90.q1") shows a hint)\nraise NotImplementedError')
+    # the hints live in the metadata, as an ordered ladder per question (the first check after the answer)
+    assert student.metadata["labkit"]["hints"] == {"90.q1": ["the built-in sum() over range(10)"],
+                                                  "90.q2": ["numpy multiplies element-wise"],
+                                                  "90.q3": ["data.max() and data.min()"]}
     assert next(c for c in student.cells if c.id == "q2-answer").source.endswith("    raise NotImplementedError")
     # hidden cells removed, other ids kept, points cell added at the top (after the title)
     hidden = {c.id for c in solution.cells if "hidden" in c.metadata.get("tags", [])}
@@ -137,5 +143,9 @@ def test_wrong_lab_prefix_duplicated_and_missing_ids_are_build_errors(tmp_path):
 def test_scaffold_keeps_indentation_and_multiple_hints():
     src = "def f(x):\n    ### BEGIN SOLUTION\n    ### HINT: square it\n    ### HINT: then add one\n" \
           "    return x * x + 1\n    ### END SOLUTION\n"
-    assert scaffold(src) == ("def f(x):\n    # TODO: square it\n    #       then add one\n"
+    assert scaffold(src) == ("def f(x):\n    # TODO: write your solution here (the question above says what)\n"
                              "    raise NotImplementedError")
+    src = src.replace("### HINT: square it", "### GOAL: f(x) is one more than x squared")
+    assert scaffold(src, question="00.q1") == (
+        "def f(x):\n    # TODO: f(x) is one more than x squared\n"
+        "    # (stuck? lk.hint(\"00.q1\") shows a hint)\n    raise NotImplementedError")

@@ -127,6 +127,11 @@ def _submissions(student, solution, root: Path) -> dict:
     for c in nb["cells"]:
         c.pop("id", None)
     s["no_cell_ids"] = json.dumps(nb).encode()
+    nb = copy.deepcopy(right)       # revealed two hints of 90.q2 with lk.hint (the outputs record it)
+    _cell(nb, "q2-answer").outputs = [nbformat.v4.new_output(
+        "display_data", data={"text/plain": "Hint 1/1 for 90.q2: ..."},
+        metadata={"labkit": {"hint": "90.q2", "level": 2}})]
+    s["used_hints"] = nb
     return s
 
 
@@ -229,6 +234,7 @@ EXPECTED = {   # name -> (status, points per question, words the detail must con
     "empty": ("ungradable", ZERO, "empty file"),
     "moved_duplicated": ("graded", FULL, ""),
     "no_cell_ids": ("graded", FULL, "all cells ran"),
+    "used_hints": ("graded", FULL, "all cells ran"),
 }
 ATTACKS = {   # issue 14: what an honest grader gives each; the words prove the sandbox stopped it
     "thief": ("graded", ZERO, "the thief found no solutions"),
@@ -313,7 +319,11 @@ def test_gradebook_columns_and_feedback(batch):
     with open(batch / "gradebook.csv", newline="", encoding="utf-8") as f:
         header = next(csv.reader(f))
     assert header == ["submission", "status", "score", "max_score", "detail", "sandbox",
-                      "q:90.q1", "q:90.q2", "q:90.q2h", "q:90.q3"]
+                      "q:90.q1", "q:90.q2", "q:90.q2h", "q:90.q3", "hints:90.q1", "hints:90.q2", "hints:90.q3"]
+    book = _read_book(batch)
+    assert book["used_hints.ipynb"]["hints:90.q2"] == "2" and book["used_hints.ipynb"]["hints:90.q1"] == "0"
+    assert book["solution.ipynb"]["hints:90.q2"] == "0"
+    assert "(2 hints used)" in (batch / "feedback" / "used_hints.md").read_text(encoding="utf-8")
     assert len(_read_book(batch)) == len(EXPECTED)
     text = (batch / "feedback" / "half_right.md").read_text(encoding="utf-8")
     assert "Score: 3 / 7" in text

@@ -183,7 +183,8 @@ def ort_static(model, data, calibration, *, per_channel: bool = True, method: st
     ``calibration``: a tensor (N, *input shape) of real inputs (training images, not the test set) that
     ONNX Runtime runs through the model to fix every activation's range ahead of time (``method``:
     "minmax", "entropy" or "percentile"). Weights int8 (per output channel with ``per_channel=True``),
-    activations uint8 (weights use 7 bits on x86 CPUs without VNNI: see :func:`reduce_range`). ``format``: "qdq" (QuantizeLinear/DequantizeLinear pairs around float ops — the
+    activations uint8 (weights use 7 bits on x86 CPUs without VNNI: see :func:`reduce_range`). ``format``:
+    "qdq" (QuantizeLinear/DequantizeLinear pairs around float ops — the
     portable form other runtimes read) or "qoperator" (integer ops such as ``QLinearConv`` written into the
     file: fewer nodes, so a smaller file).
 

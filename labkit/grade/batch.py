@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.grade.gradebook import Grade, score, ungradable, write_feedback, write_gradebook
+from labkit.grade.gradebook import Grade, hints_of, score, ungradable, write_feedback, write_gradebook
 from labkit.grade.oracle import ReferenceFailed, judge_run, oracles_of, questions_with_test
 from labkit.grade.restore import Lab, Ungradable, load_lab, prepare
 from labkit.grade.runner import Limits, RunResult, run_notebook
@@ -189,7 +189,7 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
     for name, result in results.items():
         if isinstance(result, RunResult):
             result = judge_run(result, the_lab, oracles, verdicts.get(name))
-            rows[name] = score(name, the_lab, prepared[name], result)
+            rows[name] = score(name, the_lab, prepared[name], result, hints=hints_of(dict(subs)[name]))
             if note:
                 rows[name] = dataclasses.replace(rows[name], detail=f"{rows[name].detail}; {note}")
         else:

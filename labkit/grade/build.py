@@ -2,9 +2,12 @@
 
 One source, two products (TinyTorch's rule): the solution notebook is the only one an author edits. The student
 version has every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` region replaced by a scaffold (``# TODO`` with the
-region's ``### HINT:`` lines, then ``raise NotImplementedError``), hidden cells removed, outputs, execution
-counts and widget state cleared, cell ids kept, check cells locked with their checksum in the metadata, and a
-"points" cell at the top. The build is deterministic: running it twice changes no byte.
+region's ``### GOAL:`` lines — the goal, never the code — a pointer to ``lk.hint``, then
+``raise NotImplementedError``); the region's ``### HINT:`` lines go, in order, into the notebook's metadata
+(``labkit.hints``, the ladder ``lk.hint`` reveals), never into the scaffold. Hidden cells are removed, outputs,
+execution counts and widget state cleared, cell ids kept, check cells locked with their checksum in the
+metadata, and a "points" cell is put at the top. The build refuses a lab whose visible cells hand out an answer
+(``labkit.grade.leaks``, docs/AUTHORING.md). The build is deterministic: running it twice changes no byte.
 
     labkit build                      # solutions/ -> labs/
     labkit build --check              # exit 1 and name the stale files if labs/ is out of date
@@ -21,9 +24,11 @@ from pathlib import Path
 
 import nbformat
 
+from labkit.grade.leaks import leaks
 from labkit.grade.notebook import (
     BEGIN,
     END,
+    GOAL,
     HINT,
     LAB_FILE,
     POINTS_CELL_ID,
@@ -56,36 +61,82 @@ def _where(path, index, cell) -> str:
     return f"{Path(path).name}, cell {index} (id {cell.get('id', '?')!r})"
 
 
-def scaffold(source: str, where: str = "cell") -> str:
-    """Replace each solution region of `source` by ``# TODO: <hint>`` lines and ``raise NotImplementedError``.
+def scaffold(source: str, where: str = "cell", question: str | None = None) -> str:
+    r"""Replace each solution region of `source` by ``# TODO: <goal>`` lines and ``raise NotImplementedError``.
 
-    >>> print(scaffold("x = 1\\n### BEGIN SOLUTION\\n### HINT: add\\ny = x + 1\\n### END SOLUTION"))
+    ``### HINT:`` lines are dropped (they become the ``lk.hint`` ladder, see `hint_ladder`).
+
+    >>> print(scaffold("x = 1\n### BEGIN SOLUTION\n### GOAL: y is one more than x\n### HINT: add\n"
+    ...                "y = x + 1\n### END SOLUTION", question="00.q1"))
     x = 1
-    # TODO: add
+    # TODO: y is one more than x
+    # (stuck? lk.hint("00.q1") shows a hint)
     raise NotImplementedError
     """
-    out, region, hints, indent = [], None, [], ""
+    out, region, goals, hints, indent = [], None, [], [], ""
     for n, line in enumerate(source.splitlines(), 1):
         stripped = line.strip()
         if stripped.startswith(BEGIN):
             if region is not None:
                 raise BuildError(f"{where}: line {n} opens a solution region inside another (line {region}).")
-            region, hints, indent = n, [], line[: len(line) - len(line.lstrip())]
+            region, goals, hints, indent = n, [], [], line[: len(line) - len(line.lstrip())]
         elif stripped.startswith(END):
             if region is None:
                 raise BuildError(f"{where}: line {n} has {END} without a {BEGIN} before it.")
-            todo = hints or ["write your solution here"]
-            out += [f"{indent}# TODO: {todo[0]}"] + [f"{indent}#       {h}" for h in todo[1:]]
+            todo = goals or ["write your solution here (the question above says what)"]
+            out += [f"{indent}# TODO: {todo[0]}"] + [f"{indent}#       {g}" for g in todo[1:]]
+            if hints and question:
+                out.append(f'{indent}# (stuck? lk.hint("{question}") shows a hint)')
             out.append(f"{indent}raise NotImplementedError")
             region = None
         elif region is not None:
-            if stripped.startswith(HINT):
+            if stripped.startswith(GOAL):
+                goals.append(stripped[len(GOAL):].strip())
+            elif stripped.startswith(HINT):
                 hints.append(stripped[len(HINT):].strip())
         else:
             out.append(line)
     if region is not None:
         raise BuildError(f"{where}: {BEGIN} on line {region} has no {END}.")
     return "\n".join(out)
+
+
+def hint_ladder(source: str) -> list[str]:
+    r"""The ``### HINT:`` lines of the solution regions of `source`, in order (the ladder lk.hint reveals).
+
+    >>> hint_ladder("### BEGIN SOLUTION\n### HINT: concept\n### HINT: approach\ny = 1\n### END SOLUTION")
+    ['concept', 'approach']
+    """
+    out, inside = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            inside = True
+        elif stripped.startswith(END):
+            inside = False
+        elif inside and stripped.startswith(HINT):
+            out.append(stripped[len(HINT):].strip())
+    return out
+
+
+def answer_questions(nb) -> dict[int, str]:
+    """Answer cell index -> the question its hints belong to: the first visible check after it (else hidden)."""
+    out, current, visible, hidden = {}, None, [], []
+
+    def close():
+        if current is not None and (visible or hidden):
+            out[current] = (visible or hidden)[0]
+
+    for i, cell in enumerate(nb.cells):
+        role = cell_role(cell)
+        if role == "answer":
+            close()
+            current, visible, hidden = i, [], []
+        elif role in ("check", "hidden") and cell.cell_type == "code":
+            qs = [c.question for c in check_calls_safe(source_of(cell))]
+            (visible if role == "check" else hidden).extend(qs)
+    close()
+    return out
 
 
 def validate(nb, path) -> list[str]:
@@ -135,6 +186,8 @@ def validate(nb, path) -> list[str]:
         problems.append(f"{pending}: this solution cell has no check cell after it.")
     if not seen:
         problems.append(f"{Path(path).name}: no lk.check(...) call found; a lab needs at least one question.")
+    if not problems:
+        problems += leaks(nb, path)
     return problems
 
 
@@ -162,9 +215,10 @@ def _points_cell(qs: dict) -> dict:
     total = sum(v["points"] for v in qs.values())
     fmt = lambda x: str(int(x)) if float(x).is_integer() else f"{x:g}"  # noqa: E731
     parts = ", ".join(f"{q} ({fmt(v['points'])})" for q, v in visible.items())
-    text = f"**Points: {fmt(total)} in total.** Questions: {parts}."
+    text = f"**Points: {fmt(total)} in total.**" + (f" Questions checked as you go: {parts}." if parts else "")
     if hidden:
         text += f" Hidden checks, run when your notebook is graded: {fmt(hidden)} point{'s' * (hidden != 1)}."
+    text += " Stuck? `lk.hint(\"NN.qK\")` reveals a question's hints one at a time (the gradebook counts them)."
     return nbformat.v4.new_markdown_cell(text, id=POINTS_CELL_ID, metadata={"labkit": {"role": "points"}})
 
 
@@ -174,15 +228,19 @@ def student_notebook(nb, path):
     if problems:
         raise BuildError(f"cannot build {Path(path).name}:\n  " + "\n  ".join(problems))
     qs = questions(nb)
+    owner = answer_questions(nb)
+    hints = {}
     cells = []
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
         role = cell_role(cell)
         if role == "hidden" or cell.get("id") == POINTS_CELL_ID:
             continue
         src = source_of(cell)
         meta = {k: cell.metadata[k] for k in _KEEP_CELL_META if k in cell.get("metadata", {})}
         if BEGIN in src:
-            src = scaffold(src)
+            if role == "answer" and index in owner and hint_ladder(src):
+                hints.setdefault(owner[index], []).extend(hint_ladder(src))
+            src = scaffold(src, question=owner.get(index) if role == "answer" else None)
             if cell.cell_type == "markdown":
                 src = src.replace("raise NotImplementedError", "*(your answer here)*")
         if role == "check":
@@ -202,7 +260,7 @@ def student_notebook(nb, path):
     cells.insert(at, _points_cell(qs))
     lab_meta = {k: v for k, v in nb.metadata.get("labkit", {}).items()}
     lab_meta.update({"lab": lab_id(path), "source": f"solutions/{Path(path).name}",
-                     "points": sum(v["points"] for v in qs.values()),
+                     "points": sum(v["points"] for v in qs.values()), "hints": hints,
                      "checks": {c.id: c.metadata["labkit"]["checksum"] for c in cells
                                 if c.metadata.get("labkit", {}).get("role") == "check"}})
     meta = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},

@@ -9,9 +9,11 @@ never ran (time limit, dead kernel) earns nothing, and the detail says why.
 from __future__ import annotations
 
 import csv
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Grade:
     points: dict            # question id -> points earned
     results: dict           # question id -> {"passed", "message", "hint"} (absent: the check did not run)
     sandbox: str = ""       # how its kernel ran: "bwrap", "none" (--unsafe-no-sandbox), "" (never ran)
+    hints: dict = field(default_factory=dict)   # question id -> hints the learner revealed (lk.hint), if any
 
 
 def _fmt(x: float) -> str:
@@ -46,8 +49,28 @@ def _cell_label(role: str, qs, extra_index: int) -> str:
     return "setup cell"
 
 
-def score(name: str, lab, prepared, run) -> Grade:
-    """The Grade of a submission that ran: `prepared` from restore.prepare, `run` from runner.run_notebook."""
+def hinted_questions(lab) -> list[str]:
+    """The questions of `lab` that have a hint ladder (``### HINT:`` lines in their answer cell), in order."""
+    from labkit.grade.build import answer_questions, hint_ladder
+    from labkit.grade.notebook import source_of
+
+    owners = answer_questions(SimpleNamespace(cells=list(lab.cells)))
+    return list(dict.fromkeys(q for i, q in owners.items() if hint_ladder(source_of(lab.cells[i]))))
+
+
+def hints_of(path) -> dict:
+    """Question id -> hints revealed, read from a submitted notebook's saved outputs ({} if unreadable)."""
+    from labkit.grade.hints import hints_used
+
+    try:
+        return hints_used(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def score(name: str, lab, prepared, run, hints: dict | None = None) -> Grade:
+    """The Grade of a submission that ran: `prepared` from restore.prepare, `run` from runner.run_notebook,
+    `hints` from `hints_of` (how many hints the learner revealed per question)."""
     results = {}
     for line in run.checks:
         q = line.get("question")
@@ -77,22 +100,26 @@ def score(name: str, lab, prepared, run) -> Grade:
     if missing:
         problems.append(f"checks that did not run: {', '.join(missing)}")
     detail = "; ".join([*prepared.notes, *problems]) or "all cells ran"
-    return Grade(name, "graded", sum(points.values()), lab.max_score, detail, points, results, run.sandbox)
+    used = {q: n for q, n in (hints or {}).items() if q in lab.questions}
+    return Grade(name, "graded", sum(points.values()), lab.max_score, detail, points, results,
+                 sandbox=run.sandbox, hints=used)
 
 
 def write_gradebook(grades, lab, out_dir) -> Path:
-    """``OUT/gradebook.csv``: submission, status, score, max_score, detail, sandbox, then one ``q:<id>`` column
-    each."""
+    """``OUT/gradebook.csv``: submission, status, score, max_score, detail, sandbox, one ``q:<id>`` column each,
+    then one ``hints:<id>`` column (hints revealed with lk.hint) per question that has hints."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "gradebook.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
+        hinted = hinted_questions(lab)
         writer.writerow(["submission", "status", "score", "max_score", "detail", "sandbox",
-                         *(f"q:{q}" for q in lab.questions)])
+                         *(f"q:{q}" for q in lab.questions), *(f"hints:{q}" for q in hinted)])
         for g in grades:
             writer.writerow([g.submission, g.status, _fmt(g.score), _fmt(g.max_score), g.detail, g.sandbox,
-                             *(_fmt(g.points.get(q, 0.0)) for q in lab.questions)])
+                             *(_fmt(g.points.get(q, 0.0)) for q in lab.questions),
+                             *(str(g.hints.get(q, 0)) for q in hinted)])
     return path
 
 
@@ -120,12 +147,17 @@ def feedback(grade: Grade, lab) -> str:
             text += f". Hint: {spec['hint']}" if spec["hint"] else ""
             lines.append(f"| {label} | ✘ | {pts} | {_cell(text)} |")
         elif got["passed"]:
-            lines.append(f"| {label} | ✔ | {pts} | correct |")
+            lines.append(f"| {label} | ✔ | {pts} | correct{_hints_note(grade, q)} |")
         else:
             text = got["message"] + (f". Hint: {got['hint']}" if got["hint"] else "")
             lines.append(f"| {label} | ✘ | {pts} | {_cell(text)} |")
     lines += ["", f"Notes: {grade.detail}"]
     return "\n".join(lines) + "\n"
+
+
+def _hints_note(grade: Grade, q: str) -> str:
+    n = grade.hints.get(q, 0)
+    return f" ({n} hint{'s' * (n != 1)} used)" if n else ""
 
 
 def _cell(text: str) -> str:

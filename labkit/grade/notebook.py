@@ -20,6 +20,7 @@ from pathlib import Path
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 HINT = "### HINT:"
+GOAL = "### GOAL:"
 HIDDEN_TAG = "hidden"
 POINTS_CELL_ID = "labkit-points"        # the generated "points at the top" cell of a student version
 LAB_FILE = re.compile(r"^(\d\d)_[A-Za-z0-9_\-]+\.ipynb$")
