@@ -8,7 +8,7 @@ Not a test (nothing here is asserted): prints
 2. the wall time of the same FedAvg run in process and on Ray (``backend="ray"``, a 2-CPU local cluster, start-up
    included and excluded), and whether the final weights are bit-identical.
 
-REFERENCE holds McMahan et al.'s (AISTATS 2017) Table 2 for the MNIST 2NN (rounds to 97%, C=0.1). Their clients
+McMahan et al. (AISTATS 2017) report 10-100x fewer rounds for FedAvg than FedSGD. Their clients
 hold 600 examples; ours hold ~14 (1,437 digits over 100 clients), so one FedAvg round does about
 E * n_k / B ≈ 7 local steps (u in the paper's terms) where theirs does 300: the advantage is capped by u here.
 
@@ -20,12 +20,9 @@ from __future__ import annotations
 import argparse
 import time
 
-# McMahan et al. 2017, Table 2 (MNIST, 2NN, C=0.1): rounds to 97% accuracy, and the speed-up over FedSGD.
-REFERENCE = {
-    ("FedSGD", "iid"): 1455, ("FedSGD", "shards"): 4278,
-    ("FedAvg E=5 B=10", "iid"): 92, ("FedAvg E=5 B=10", "shards"): 214,        # 15.8x and 20.0x
-    ("FedAvg E=5 B=inf", "iid"): 1253, ("FedAvg E=5 B=inf", "shards"): 3069,   # 1.2x and 1.4x
-}
+# McMahan et al. 2017 (abstract): FedAvg needs 10-100x fewer rounds than FedSGD across their experiments. Their
+# Table 2 (MNIST 2NN and CNN, C=0.1) is the shape compared with here; its figures are not transcribed.
+PAPER_SPEEDUP = "10-100x"
 METHODS = {
     "FedSGD": ("fedsgd", dict(), (0.3, 0.5, 1.0)),
     "FedAvg E=5 B=10": ("fedavg", dict(epochs=5, batch=10), (0.05, 0.1, 0.2)),
@@ -52,12 +49,9 @@ def table2(rounds: int = 300, target: float = 0.93, seed: int = 0) -> list[dict]
             if method == "FedSGD":
                 best_sgd = n
             speedup = best_sgd / n if (best_sgd and n) else None
-            rows.append(dict(method=method, scheme=scheme, rounds=n, lr=lr, speedup=speedup,
-                             paper_rounds=REFERENCE[(method, scheme)],
-                             paper_speedup=REFERENCE[("FedSGD", scheme)] / REFERENCE[(method, scheme)], tried=tried))
-            print(f"  {scheme:6s} {method:17s} rounds to {target:.0%}: {n} (lr {lr}), "
-                  f"{'' if speedup is None else f'{speedup:.1f}x vs FedSGD'}   paper: "
-                  f"{REFERENCE[(method, scheme)]} ({rows[-1]['paper_speedup']:.1f}x)", flush=True)
+            rows.append(dict(method=method, scheme=scheme, rounds=n, lr=lr, speedup=speedup, tried=tried))
+            print(f"  {scheme:6s} {method:17s} rounds to {target:.0%}: {n} (lr {lr})"
+                  f"{'' if speedup is None else f', {speedup:.1f}x vs FedSGD'}", flush=True)
     return rows
 
 

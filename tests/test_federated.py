@@ -121,8 +121,9 @@ def test_aggregate_weighted_mean():
 def test_fedavg_needs_fewer_rounds_than_fedsgd_iid():
     # the robust part of McMahan et al.'s Table 2 (the full table is bench/federated.py's)
     s = F.split("digits", clients=100, scheme="iid", seed=0)
-    avg = F.fedavg(s, rounds=30, fraction=0.1, epochs=5, batch=10, progress=False)
-    sgd = F.fedsgd(s, rounds=60, fraction=0.1, progress=False)
+    # each at the best lr of bench/federated.py's grid (measured here: 9 vs 44 rounds to 85%)
+    avg = F.fedavg(s, rounds=25, fraction=0.1, epochs=5, batch=10, lr=0.2, progress=False)
+    sgd = F.fedsgd(s, rounds=80, fraction=0.1, lr=0.5, progress=False)
     n_avg, n_sgd = avg.rounds_to(0.85), sgd.rounds_to(0.85)
     assert n_avg is not None
     assert n_sgd is None or n_sgd >= 3 * n_avg, (n_avg, n_sgd)

@@ -129,7 +129,7 @@ def client_update(model, weights: np.ndarray, x: np.ndarray, y: np.ndarray, *, e
 
 
 def fedavg(split, *, rounds: int = 20, fraction: float = 0.1, epochs: int = 5, batch: int | None = 10,
-           lr: float = 0.05, **kwargs):
+           lr: float = 0.1, **kwargs):
     """Federated averaging (McMahan et al. 2017): C = ``fraction``, E = ``epochs``, B = ``batch`` (lab 10).
 
     Late clients (``deadline_s=``) are dropped. Other keywords go to :func:`labkit.federated.train`
@@ -162,7 +162,7 @@ def fedsgd(split, *, rounds: int = 20, fraction: float = 0.1, lr: float = 0.5, *
 
 
 def fedprox(split, *, mu: float = 0.01, rounds: int = 20, fraction: float = 0.1, epochs: int = 5,
-            batch: int | None = 10, lr: float = 0.05, **kwargs):
+            batch: int | None = 10, lr: float = 0.1, **kwargs):
     """FedProx (Li et al. 2020): FedAvg plus ``mu/2 ||w - w_global||^2``; late clients send partial work (lab 10).
 
     >>> import labkit as lk

@@ -64,7 +64,27 @@ def backend(name: str, x, y, *, address: str | None = None, num_cpus: int = 2):
             raise ValueError("address= is for backend='ray'; the in-process backend runs here.")
         yield InProcess(x, y)
         return
+    cluster, ray = _start_ray(num_cpus, address)
+    try:
+        yield OnRay(ray, x, y)
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+STARTS = 3   # Ray gives its raylet a fixed 30 s to register: a busy 2-core machine can miss it, so try again
+
+
+def _start_ray(num_cpus: int, address: str | None):
+    """Enter ``labkit.cluster.ray_cluster``; retry when Ray's node start-up times out on a loaded machine."""
     from labkit.cluster import ray_cluster
 
-    with ray_cluster(num_cpus=num_cpus, address=address) as ray:
-        yield OnRay(ray, x, y)
+    for attempt in range(1, STARTS + 1):
+        cluster = ray_cluster(num_cpus=num_cpus, address=address)
+        try:
+            return cluster, cluster.__enter__()
+        except Exception as err:
+            if "timed out during startup" not in str(err) or attempt == STARTS:
+                raise
+            import ray
+
+            ray.shutdown()          # whatever the failed start left behind

@@ -83,7 +83,7 @@ def _check(algorithm, rounds, fraction, epochs, batch, lr, mu, deadline_s, compr
 
 
 def train(split, *, algorithm: str = "fedavg", rounds: int = 20, fraction: float = 0.1, epochs: int = 5,
-          batch: int | None = 10, lr: float = 0.05, mu: float = 0.0, compression: Compression | None = None,
+          batch: int | None = 10, lr: float = 0.1, mu: float = 0.0, compression: Compression | None = None,
           fleet=None, deadline_s: float | None = None, backend: str = "inprocess", address: str | None = None,
           num_cpus: int = 2, model="mlp", test="digits", seed: int = 0, progress: bool = True) -> Result:
     """Train ``model`` (a zoo name or a torch module) federated over ``split``'s clients (lab 10).
