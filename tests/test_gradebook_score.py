@@ -125,3 +125,18 @@ def test_score_is_the_sum_over_last_verdicts(log):
     g = score("j", lab(), prepared(), run([line(q, p) for q, p in log]))
     assert g.score == want and g.max_score == 5.5
     assert g.points == {q: (p if last.get(q) is True else 0.0) for q, p in QUESTIONS.items()}
+
+
+def test_cells_at_the_edge_of_the_notebook_and_the_last_start():
+    # cell 6 is one past the last code cell (6 roles): an error or a start there names no cell
+    events = [{"cell": 6, "event": "end", "error": "stray"}]
+    g = score("k", lab(), prepared(), run([line(q, True) for q in QUESTIONS], events))
+    assert g.detail == "all cells ran"
+    events = [{"cell": 0, "event": "start"}, {"cell": 0, "event": "end"}, {"cell": 6, "event": "start"}]
+    g = score("k", lab(), prepared(), run([line(q, True) for q in QUESTIONS], events, stopped="dead kernel"))
+    assert g.detail == "dead kernel"
+    # the *last* cell started is where it stopped, not the second one
+    events = [{"cell": 0, "event": "start"}, {"cell": 0, "event": "end"}, {"cell": 1, "event": "start"},
+              {"cell": 1, "event": "end"}, {"cell": 4, "event": "start"}]
+    g = score("k", lab(), prepared(), run([line(q, True) for q in QUESTIONS], events, stopped="time limit"))
+    assert g.detail == "time limit in your extra cell 2"
