@@ -1,0 +1,130 @@
+"""Token-level LLM serving (lk.deploy.serve_llm_sim, lab 09) against independent oracles: direct lk.estimate of
+lk.llm prefill/decode profiles, a FIFO queue written here, token counting, and a FLOP roofline bound."""
+
+import random
+
+import numpy as np
+import pytest
+
+import labkit as lk
+
+MODEL, DEV = "llama-3.1-8b", "h100-sxm"
+
+
+@pytest.fixture(scope="module")
+def cost():
+    from labkit.deploy.llm_cost import StepCost
+
+    return StepCost(MODEL, DEV)
+
+
+def _lone_s(prompt, out):
+    """prefill(n) then out - 1 decode steps at contexts n, n+1, ...: each by lk.estimate directly."""
+    pre = lk.estimate(lk.llm.prefill(MODEL, prompt), DEV, "fp16").latency_s
+    dec = [lk.estimate(lk.llm.decode(MODEL, prompt + i), DEV, "fp16").latency_s for i in range(out - 1)]
+    return pre, pre + sum(dec)
+
+
+def _work(arrivals, prompts, outs):
+    return lk.deploy.Workload(arrivals, {"prompt_tokens": prompts, "output_tokens": outs})
+
+
+@pytest.mark.parametrize("scheduler", ["continuous", "static"])
+def test_lone_request_is_prefill_plus_decode_steps(cost, scheduler):
+    prompt, out = 24, 7
+    ttft, e2e = _lone_s(prompt, out)
+    r = lk.deploy.serve_llm_sim(_work([1.5], [prompt], [out]), MODEL, DEV, scheduler, cost=cost)
+    assert r.ttft_s[0] == pytest.approx(ttft, rel=1e-9)
+    assert r.e2e_s[0] == pytest.approx(e2e, rel=1e-9)
+    assert r.tpot_s[0] == pytest.approx((e2e - ttft) / (out - 1), rel=1e-9)
+    assert r.steps == out and r.preemptions == 0
+
+
+def test_step_cost_fit_matches_direct_estimate(cost):
+    rng = random.Random(3)
+    worst = 0.0
+    for _ in range(12):
+        dc = [rng.randint(0, 4000) for _ in range(rng.randint(0, 48))]
+        pf = [(rng.randint(0, 600), rng.randint(1, 900)) for _ in range(rng.randint(0 if dc else 1, 3))]
+        direct = lk.llm.step_time(MODEL, DEV, decode_contexts=dc, prefill=pf)
+        worst = max(worst, abs(cost.step(dc, pf)[0] / direct - 1))
+    assert worst < 0.01
+
+
+def test_one_sequence_budget_degenerates_to_fifo(cost):
+    prompt, out = 64, 8
+    arrivals = [0.0, 0.01, 0.02, 0.5, 0.51]
+    ttft, lone = _lone_s(prompt, out)
+    r = lk.deploy.serve_llm_sim(_work(arrivals, [prompt] * 5, [out] * 5), MODEL, DEV, "continuous",
+                                kv_tokens=prompt + out, block_tokens=1, cost=cost)
+    free_at, starts, finishes = 0.0, [], []
+    for a in arrivals:                                   # FIFO single server, service time = the lone request's
+        start = max(a, free_at)
+        free_at = start + lone
+        starts.append(start)
+        finishes.append(free_at)
+    np.testing.assert_allclose(r.finish_s, finishes, rtol=1e-9)
+    np.testing.assert_allclose(r.first_token_s, np.array(starts) + ttft, rtol=1e-9)
+    assert r.preemptions == 0
+
+
+def test_tokens_conserved_under_preemption(cost):
+    rng = np.random.default_rng(0)
+    n = 40
+    prompts = rng.integers(20, 200, n)
+    outs = rng.integers(1, 120, n)
+    w = _work(np.sort(rng.uniform(0, 0.5, n)), prompts, outs)
+    r = lk.deploy.serve_llm_sim(w, MODEL, DEV, "continuous", kv_tokens=3 * int((prompts + outs).max()),
+                                cost=cost)
+    assert r.preemptions > 0                              # the budget is tight enough to force recompute
+    assert r.tokens_emitted == outs.sum()
+    assert np.isfinite(r.finish_s).all() and (r.first_token_s <= r.finish_s).all()
+    assert (r.first_token_s > r.arrival_s).all()
+    assert r.tokens_processed > prompts.sum() + (outs - 1).sum()     # recomputed prompts cost extra tokens
+    roomy = lk.deploy.serve_llm_sim(w, MODEL, DEV, "continuous", cost=cost)
+    assert roomy.preemptions == 0
+    assert roomy.tokens_processed == prompts.sum() + (outs - 1).sum()
+    assert roomy.tokens_emitted == outs.sum()
+    occ = r.kv_occupancy()[:, 2]
+    assert occ.max() <= 1.0 and occ.max() > 0.5
+
+
+def test_chunked_prefill_and_static_keep_tokens(cost):
+    rng = np.random.default_rng(1)
+    n = 30
+    prompts, outs = rng.integers(300, 1500, n), rng.integers(1, 60, n)
+    w = _work(np.sort(rng.uniform(0, 1.0, n)), prompts, outs)
+    for kw in ({"scheduler": "static"}, {"chunk_tokens": 512}):
+        r = lk.deploy.serve_llm_sim(w, MODEL, DEV, cost=cost, **kw)
+        assert r.tokens_emitted == outs.sum() and np.isfinite(r.finish_s).all()
+        assert r.tokens_processed >= prompts.sum() + (outs - 1).sum()
+    static = lk.deploy.serve_llm_sim(w, MODEL, DEV, "static", cost=cost)
+    cont = lk.deploy.serve_llm_sim(w, MODEL, DEV, "continuous", cost=cost)
+    assert np.mean(cont.e2e_s) < np.mean(static.e2e_s)   # ragged outputs: static batches wait for the longest
+
+
+def test_throughput_below_flop_roofline():
+    w = lk.deploy.trace("azure-code", rate_scale=20, duration_s=6)
+    r = lk.deploy.serve_llm_sim(w, MODEL, DEV, "continuous", replicas=2)
+    cfg, dev = lk.llm.config(MODEL), lk.device(DEV)
+    flops_per_token = 2 * (cfg.params - cfg.vocab * cfg.d_model)   # every token meets every non-embedding weight
+    assert r.busy_s >= r.tokens_processed * flops_per_token / dev.peak_flops["fp16"]
+    assert r.tokens_out_per_s <= 2 * dev.peak_flops["fp16"] / flops_per_token
+    assert r.tokens_emitted == w.columns["output_tokens"].sum()
+    assert r.cost_usd_per_1m_output > 0 and r.carbon_g_per_1m_tokens > 0
+
+
+def test_bad_input_is_explained(cost):
+    w = _work([0.0], [100], [10])
+    with pytest.raises(ValueError, match="smaller than one sequence"):
+        lk.deploy.serve_llm_sim(w, MODEL, DEV, kv_tokens=64, cost=cost)
+    with pytest.raises(ValueError, match="output_tokens >= 1"):
+        lk.deploy.serve_llm_sim(_work([0.0], [100], [0]), MODEL, DEV, cost=cost)
+    with pytest.raises(ValueError, match="Did you mean 'static'"):
+        lk.deploy.serve_llm_sim(w, MODEL, DEV, "statc", cost=cost)
+    with pytest.raises(ValueError, match="prompt_tokens"):
+        lk.deploy.serve_llm_sim(lk.deploy.Workload([0.0]), MODEL, DEV, cost=cost)
+    with pytest.raises(ValueError, match="exceed max_batch"):
+        lk.deploy.serve_llm_sim(w, MODEL, DEV, chunk_tokens=64, max_batch=64, cost=cost)
+    with pytest.raises(ValueError, match="smaller than one sequence"):    # 70B in fp16 does not fit an L4
+        lk.deploy.serve_llm_sim(w, "llama-3.1-70b", "l4")
