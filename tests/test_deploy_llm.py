@@ -128,3 +128,19 @@ def test_bad_input_is_explained(cost):
         lk.deploy.serve_llm_sim(w, MODEL, DEV, chunk_tokens=64, max_batch=64, cost=cost)
     with pytest.raises(ValueError, match="smaller than one sequence"):    # 70B in fp16 does not fit an L4
         lk.deploy.serve_llm_sim(w, "llama-3.1-70b", "l4")
+
+
+def test_fast_forward_changes_nothing(cost, monkeypatch):
+    from labkit.deploy import llm_engine
+
+    rng = np.random.default_rng(2)
+    n = 60
+    w = _work(np.sort(rng.uniform(0, 3.0, n)), rng.integers(10, 400, n), rng.integers(1, 150, n))
+    kw = dict(cost=cost, kv_tokens=6000, max_batch=16)
+    fast = lk.deploy.serve_llm_sim(w, MODEL, DEV, **kw)
+    monkeypatch.setattr(llm_engine, "FAST_FORWARD", False)
+    slow = lk.deploy.serve_llm_sim(w, MODEL, DEV, **kw)
+    assert fast.steps == slow.steps and fast.preemptions == slow.preemptions
+    np.testing.assert_allclose(fast.finish_s, slow.finish_s, rtol=1e-9)
+    np.testing.assert_allclose(fast.first_token_s, slow.first_token_s, rtol=1e-9)
+    assert fast.step_energy_j == pytest.approx(slow.step_energy_j, rel=1e-9)
