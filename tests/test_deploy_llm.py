@@ -144,3 +144,17 @@ def test_fast_forward_changes_nothing(cost, monkeypatch):
     np.testing.assert_allclose(fast.finish_s, slow.finish_s, rtol=1e-9)
     np.testing.assert_allclose(fast.first_token_s, slow.first_token_s, rtol=1e-9)
     assert fast.step_energy_j == pytest.approx(slow.step_energy_j, rel=1e-9)
+
+
+def test_fast_forward_changes_nothing_static(cost, monkeypatch):
+    from labkit.deploy import llm_engine
+
+    rng = np.random.default_rng(4)
+    n = 30
+    w = _work(np.sort(rng.uniform(0, 2.0, n)), rng.integers(10, 400, n), rng.integers(1, 150, n))
+    fast = lk.deploy.serve_llm_sim(w, MODEL, DEV, "static", cost=cost, max_batch=8)
+    monkeypatch.setattr(llm_engine, "FAST_FORWARD", False)
+    slow = lk.deploy.serve_llm_sim(w, MODEL, DEV, "static", cost=cost, max_batch=8)
+    assert fast.steps == slow.steps and fast.tokens_emitted == slow.tokens_emitted
+    np.testing.assert_allclose(fast.finish_s, slow.finish_s, rtol=1e-9)
+    np.testing.assert_allclose(fast.first_token_s, slow.first_token_s, rtol=1e-9)
