@@ -158,3 +158,82 @@ def test_fast_forward_changes_nothing_static(cost, monkeypatch):
     assert fast.steps == slow.steps and fast.tokens_emitted == slow.tokens_emitted
     np.testing.assert_allclose(fast.finish_s, slow.finish_s, rtol=1e-9)
     np.testing.assert_allclose(fast.first_token_s, slow.first_token_s, rtol=1e-9)
+
+
+def simpy_continuous(arrivals, prompts, outs, kv_tokens, max_batch, step_s=None):
+    """An independent simpy model of one continuous-batching engine (block = 1 token), written from the spec:
+    admit waiting requests in order while their prompt + 1 fits; a decode that does not fit preempts the newest
+    running sequence, which re-prefills prompt + emitted tokens later; each step costs lk.llm.step_time (or
+    ``step_s(decode_contexts, prefill)``: bench/deploy_llm.py passes the pool's fitted cost to time the model)."""
+    import simpy
+
+    if step_s is None:
+        def step_s(decode_contexts, prefill):
+            return lk.llm.step_time(MODEL, DEV, decode_contexts=decode_contexts, prefill=prefill)
+
+    env = simpy.Environment()
+    inbox = simpy.Store(env)
+    first, finish = [None] * len(arrivals), [None] * len(arrivals)
+
+    def source():
+        for i, a in enumerate(arrivals):
+            yield env.timeout(a - env.now)
+            inbox.put(i)
+
+    def engine():
+        waiting, running = [], []          # running: dicts in admission order
+        emitted = [0] * len(arrivals)
+        while True:
+            if not waiting and not running and not inbox.items:
+                waiting.append((yield inbox.get()))
+            while inbox.items:
+                waiting.append(inbox.items.pop(0))
+            used = sum(r["cached"] + (1 if r["decoding"] else 0) for r in running)
+            while used > kv_tokens:                              # preempt the newest (recompute later)
+                r = running.pop()
+                used -= r["cached"] + (1 if r["decoding"] else 0)
+                waiting.insert(0, r["i"])
+            prefill = []
+            while waiting and len(running) < max_batch:
+                i = waiting[0]
+                need = prompts[i] + emitted[i] + 1
+                if used + need > kv_tokens:
+                    break
+                waiting.pop(0)
+                used += need
+                r = {"i": i, "cached": 0, "decoding": False, "target": prompts[i] + emitted[i]}
+                running.append(r)
+                prefill.append(r)
+            decode = [r for r in running if r["decoding"]]
+            dt = step_s([r["cached"] for r in decode], [(0, r["target"]) for r in prefill])
+            yield env.timeout(dt)
+            for r in decode + prefill:
+                r["cached"] = r["cached"] + 1 if r["decoding"] else r["target"]
+                r["decoding"] = True
+                if emitted[r["i"]] == 0:
+                    first[r["i"]] = env.now
+                emitted[r["i"]] += 1
+                if emitted[r["i"]] == outs[r["i"]]:
+                    finish[r["i"]] = env.now
+                    running.remove(r)
+            if all(f is not None for f in finish):
+                return
+
+    env.process(source())
+    done = env.process(engine())
+    env.run(until=done)
+    return np.array(first), np.array(finish)
+
+
+def test_simpy_model_agrees_step_by_step(cost):
+    rng = np.random.default_rng(5)
+    n = 8
+    arrivals = np.sort(rng.uniform(0, 0.15, n))
+    prompts, outs = rng.integers(5, 20, n), rng.integers(10, 30, n)
+    kv = int((prompts + outs).max()) + 12                 # tight: decodes outgrow it, forcing preemption
+    first, finish = simpy_continuous(arrivals, prompts, outs, kv, max_batch=4)
+    r = lk.deploy.serve_llm_sim(_work(arrivals, prompts, outs), MODEL, DEV, kv_tokens=kv, block_tokens=1,
+                                max_batch=4, cost=cost)
+    assert r.preemptions > 0
+    np.testing.assert_allclose(r.first_token_s, first, rtol=1e-9)
+    np.testing.assert_allclose(r.finish_s, finish, rtol=1e-9)
