@@ -237,3 +237,28 @@ def test_simpy_model_agrees_step_by_step(cost):
     assert r.preemptions > 0
     np.testing.assert_allclose(r.first_token_s, first, rtol=1e-9)
     np.testing.assert_allclose(r.finish_s, finish, rtol=1e-9)
+
+
+def test_disaggregated_lone_request_adds_the_kv_transfer(cost):
+    prompt, out = 200, 6
+    ttft, e2e = _lone_s(prompt, out)
+    net = lk.link("datacenter")
+    move_s = net.rtt_s / 2 + 8 * lk.llm.kv_bytes(MODEL, prompt) / net.uplink_bps
+    r = lk.deploy.serve_llm_disagg(_work([0.3], [prompt], [out]), MODEL, DEV, cost=cost)
+    assert r.ttft_s[0] == pytest.approx(ttft, rel=1e-9)
+    assert r.e2e_s[0] == pytest.approx(e2e + move_s, rel=1e-9)
+    assert r.replicas == 2 and r.tokens_emitted == out
+
+
+def test_disaggregation_keeps_long_prompts_off_decode_steps(cost):
+    rng = np.random.default_rng(6)
+    n = 60                       # a stream of short chats with long prompts arriving among them
+    prompts = np.where(rng.random(n) < 0.3, 3000, 100)
+    outs = rng.integers(20, 80, n)
+    w = _work(np.sort(rng.uniform(0, 2.0, n)), prompts, outs)
+    both = lk.deploy.serve_llm_sim(w, MODEL, DEV, replicas=2, cost=cost)
+    split = lk.deploy.serve_llm_disagg(w, MODEL, DEV, cost=cost)
+    assert split.tokens_emitted == outs.sum() and np.isfinite(split.finish_s).all()
+    assert split.percentiles("tpot_s")[99] < both.percentiles("tpot_s")[99]   # no prefill in decode steps
+    with pytest.raises(ValueError, match="output_tokens >= 1"):
+        lk.deploy.serve_llm_disagg(_work([0.0], [10], [0]), MODEL, DEV, cost=cost)

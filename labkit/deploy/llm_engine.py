@@ -53,7 +53,8 @@ class _Replica:
     """One engine: runs its requests (indices into the workload arrays) and writes per-request times."""
 
     def __init__(self, cost, arrival, prompt, out, first, finish, preempt, kv_log, r, *, max_batch, kv_blocks,
-                 block, chunk, scheduler):
+                 block, chunk, scheduler, handed=False):
+        self.handed = handed      # disaggregated decode pool: requests arrive prefilled, first token emitted
         self.cost, self.arrival, self.prompt, self.out = cost, arrival, prompt, out
         self.first, self.finish, self.preempt, self.kv_log, self.r = first, finish, preempt, kv_log, r
         self.max_batch, self.kv_blocks, self.block, self.chunk = max_batch, kv_blocks, block, chunk
@@ -167,7 +168,10 @@ class _Replica:
                 t = max(t, arrival[order[k]])
             while k < n and arrival[order[k]] <= t:
                 i = int(order[k])
-                waiting.append(_Seq(i, int(self.prompt[i]), int(self.out[i])))
+                s = _Seq(i, int(self.prompt[i]), int(self.out[i]))
+                if self.handed:
+                    s.cached, s.emitted = s.prompt, 1
+                waiting.append(s)
                 k += 1
             # decoding sequences each need room for one more token; preempt the newest while they do not fit
             decode = [s for s in running if s.cached >= s.target]
@@ -202,13 +206,16 @@ class _Replica:
                 waiting.popleft()
                 s.blocks, free = need_b, free - need_b
                 running.append(s)
+                if s.cached >= s.target:                    # arrived with its KV cache: decodes next step
+                    continue
                 take = s.target if budget is None else min(budget, s.target)
                 chunks.append((s, take))
                 if budget is not None:
                     budget -= take
             if not decode and not chunks:
-                # nothing fits: wait for the next arrival (cannot happen with requests that each fit the budget)
-                t = max(t, arrival[order[k]]) if k < n else t
+                if not any(s.cached >= s.target for s in running):
+                    # nothing fits: wait for the next arrival (not reached when each request fits the budget)
+                    t = max(t, arrival[order[k]]) if k < n else t
                 continue
             self.kv_log.append((t, self.r, (self.kv_blocks - free) * block))
             if FAST_FORWARD and not chunks and self.cost.linear and len(decode) == len(running):
@@ -238,7 +245,7 @@ class _Replica:
 def serve_llm_sim(workload, model: str, device: str, scheduler: str = "continuous", *, replicas: int = 1,
                   max_batch: int = 256, chunk_tokens: int | None = None, kv_tokens: int | None = None,
                   block_tokens: int = 16, dtype: str = "fp16", weight_bits: float | None = None,
-                  reserve: float = 0.1, region: str | None = None, cost=None):
+                  reserve: float = 0.1, region: str | None = None, cost=None, _handed: bool = False):
     """Serve an LLM workload token by token on `replicas` engines of `device` (lab 09) -> an ``LLMResult``.
 
     `workload` needs the columns ``prompt_tokens`` and ``output_tokens`` (``lk.deploy.trace("azure-conv")`` has
@@ -312,7 +319,7 @@ def serve_llm_sim(workload, model: str, device: str, scheduler: str = "continuou
     for r in range(replicas):
         eng = _Replica(cost, workload.arrival_s, prompt, out, first, finish, preempt, kv_log, r,
                        max_batch=max_batch, kv_blocks=kv_blocks, block=block_tokens, chunk=chunk_tokens,
-                       scheduler=scheduler)
+                       scheduler=scheduler, handed=_handed)
         eng.run(np.arange(r, n, replicas))
         engines.append(eng)
     region_used, g_per_j = carbon_factor(dev, region)
