@@ -262,3 +262,19 @@ def test_disaggregation_keeps_long_prompts_off_decode_steps(cost):
     assert split.percentiles("tpot_s")[99] < both.percentiles("tpot_s")[99]   # no prefill in decode steps
     with pytest.raises(ValueError, match="output_tokens >= 1"):
         lk.deploy.serve_llm_disagg(_work([0.0], [10], [0]), MODEL, DEV, cost=cost)
+
+
+def test_energy_cost_and_goodput_of_a_lone_request(cost):
+    prompt, out = 32, 5
+    steps = [lk.estimate(lk.llm.prefill(MODEL, prompt), DEV, "fp16")]
+    steps += [lk.estimate(lk.llm.decode(MODEL, prompt + i), DEV, "fp16") for i in range(out - 1)]
+    w = lk.deploy.Workload([0.0], {"prompt_tokens": [prompt], "output_tokens": [out]}, duration_s=2.0)
+    r = lk.deploy.serve_llm_sim(w, MODEL, DEV, cost=cost)
+    dev = lk.device(DEV)
+    busy = sum(e.latency_s for e in steps)
+    assert r.step_energy_j == pytest.approx(sum(e.energy_j for e in steps), rel=1e-9)
+    assert r.energy_j == pytest.approx(sum(e.energy_j for e in steps) + dev.idle_w * (2.0 - busy), rel=1e-9)
+    assert r.cost_usd_per_1m_output == pytest.approx(2.0 * dev.price_usd_per_hour / 3600 / out * 1e6, rel=1e-9)
+    assert r.goodput_rps(ttft_slo_s=1.0, tpot_slo_s=1.0) == pytest.approx(0.5)
+    assert r.goodput_rps(ttft_slo_s=r.ttft_s[0] * 0.99, tpot_slo_s=1.0) == 0.0
+    assert r.goodput_rps(ttft_slo_s=1.0, tpot_slo_s=r.tpot_s[0] * 0.99) == 0.0
