@@ -251,7 +251,8 @@ def serve_llm_sim(workload, model: str, device: str, scheduler: str = "continuou
     `workload` needs the columns ``prompt_tokens`` and ``output_tokens`` (``lk.deploy.trace("azure-conv")`` has
     them). `scheduler` is ``"static"`` or ``"continuous"``; `chunk_tokens` turns on chunked prefill (tokens per
     step); `kv_tokens` overrides the KV budget per replica. Step costs: fitted once per pool (see
-    labkit.deploy.llm_cost; pass ``cost=`` a StepCost to reuse one across a sweep).
+    labkit.deploy.llm_cost; pass ``cost=`` a StepCost to reuse one across a sweep). Prefill and decode on separate
+    pools: ``serve_llm_disagg``.
 
     >>> import labkit as lk
     >>> w = lk.deploy.Workload([0.0, 0.0], {"prompt_tokens": [100, 100], "output_tokens": [5, 5]})
@@ -297,6 +298,11 @@ def serve_llm_sim(workload, model: str, device: str, scheduler: str = "continuou
     dev = find(device) if isinstance(device, str) else device
     budget = max_sequences(model, dev, tokens=1, dtype=dtype, weight_bits=weight_bits, reserve=reserve)
     if kv_tokens is None:
+        if budget.max_sequences == 0:
+            raise ValueError(f"the KV cache holds no token: {model}'s weights ({budget.weight_bytes / 1e9:.3g} GB) "
+                             f"leave nothing of {dev.name}'s {budget.usable_bytes / 1e9:.3g} GB usable; it is "
+                             "smaller than one sequence. Use a device with more memory or fewer weight bits "
+                             "(weight_bits=4.5).")
         kv_tokens = budget.max_sequences
         source = f"{dev.name} memory x {1 - reserve:g} - {budget.weight_bytes / 1e9:.3g} GB of weights"
     else:
