@@ -278,3 +278,27 @@ def test_energy_cost_and_goodput_of_a_lone_request(cost):
     assert r.goodput_rps(ttft_slo_s=1.0, tpot_slo_s=1.0) == pytest.approx(0.5)
     assert r.goodput_rps(ttft_slo_s=r.ttft_s[0] * 0.99, tpot_slo_s=1.0) == 0.0
     assert r.goodput_rps(ttft_slo_s=1.0, tpot_slo_s=r.tpot_s[0] * 0.99) == 0.0
+
+
+def test_chunked_prefill_respects_the_token_budget(cost):
+    class Recording:                      # the pool's cost, recording each step's tokens (no fast-forward)
+        cfg, linear = cost.cfg, False
+
+        def __init__(self):
+            self.tokens = []
+
+        def step(self, decode_contexts, prefill):
+            self.tokens.append(len(decode_contexts) + sum(new for _, new in prefill))
+            return cost.step(decode_contexts, prefill)
+
+    rng = np.random.default_rng(7)
+    n = 20
+    prompts, outs = rng.integers(100, 2000, n), rng.integers(1, 40, n)
+    w = _work(np.sort(rng.uniform(0, 0.5, n)), prompts, outs)
+    rec = Recording()
+    r = lk.deploy.serve_llm_sim(w, MODEL, DEV, chunk_tokens=256, max_batch=32, cost=rec)
+    assert max(rec.tokens) <= 256 and sum(rec.tokens) == r.tokens_processed
+    assert sum(rec.tokens) == prompts.sum() + (outs - 1).sum()
+    rec_whole = Recording()
+    lk.deploy.serve_llm_sim(w, MODEL, DEV, max_batch=32, cost=rec_whole)
+    assert max(rec_whole.tokens) >= prompts.max()          # unchunked: a whole prompt in one step
