@@ -1,0 +1,22 @@
+"""lk.ops — operate a deployment (lab 11): declare it in a spec, plan, apply, and alert on its SLO.
+
+>>> import labkit as lk
+>>> sorted(n for n in lk.ops.__all__ if n in ("apply", "plan", "load_spec"))
+['apply', 'load_spec', 'plan']
+"""
+
+from __future__ import annotations
+
+from labkit.args import namespace
+from labkit.ops.alerts import WINDOWS, BurnRateWindow, alert_rules, burn_rate_alerts, evaluate, rules_yaml
+from labkit.ops.backend import FORCES_REPLACEMENT, SimBackend, attributes, serve_config
+from labkit.ops.plan import ApplyResult, Change, Plan, StalePlanError, apply, plan
+from labkit.ops.spec import SLO, Spec, load_spec
+from labkit.ops.state import State, StateFile, StateLockedError
+
+__all__ = ["ApplyResult", "BurnRateWindow", "Change", "FORCES_REPLACEMENT", "Plan", "SLO", "SimBackend", "Spec",
+           "StalePlanError", "State", "StateFile", "StateLockedError", "WINDOWS", "alert_rules", "apply",
+           "attributes", "burn_rate_alerts", "evaluate", "load_spec", "plan", "rules_yaml", "serve_config"]
+
+__getattr__, __dir__ = namespace("lk.ops", __all__)
+del namespace
