@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from labkit.args import namespace
-from labkit.ops.alerts import WINDOWS, BurnRateWindow, alert_rules, burn_rate_alerts, evaluate, rules_yaml
+from labkit.ops.alerts import WINDOWS, BurnRateWindow, alert_rules, burn_rate_alerts, evaluate, rule_tests, rules_yaml
 from labkit.ops.backend import FORCES_REPLACEMENT, SimBackend, attributes, serve_config
 from labkit.ops.plan import ApplyResult, Change, Plan, StalePlanError, apply, plan
 from labkit.ops.spec import SLO, Spec, load_spec
@@ -16,7 +16,7 @@ from labkit.ops.state import State, StateFile, StateLockedError
 
 __all__ = ["ApplyResult", "BurnRateWindow", "Change", "FORCES_REPLACEMENT", "Plan", "SLO", "SimBackend", "Spec",
            "StalePlanError", "State", "StateFile", "StateLockedError", "WINDOWS", "alert_rules", "apply",
-           "attributes", "burn_rate_alerts", "evaluate", "load_spec", "plan", "rules_yaml", "serve_config"]
+           "attributes", "burn_rate_alerts", "evaluate", "rule_tests", "load_spec", "plan", "rules_yaml", "serve_config"]
 
 __getattr__, __dir__ = namespace("lk.ops", __all__)
 del namespace

@@ -151,3 +151,38 @@ def evaluate(spec, times_s, ok_total, error_total, every_s: float | None = None)
         long_r, short_r = ratio(seconds(a.long)), ratio(seconds(a.short))
         out[a.name] = (long_r > a.threshold) & (short_r > a.threshold)
     return pd.DataFrame(out, index=pd.Index(t, name="time_s"))
+
+
+def _values(x) -> str:
+    return " ".join(f"{v:.10g}" for v in x)
+
+
+def rule_tests(spec, times_s, ok_total, error_total, rules_file: str = "rules.yml") -> dict:
+    """A ``promtool test rules`` file (as a dict) whose expected alerts are labkit's own `evaluate` of the
+    same counters at every sample time: promtool passing means Prometheus and labkit agree (lab 11).
+
+    The samples must be evenly spaced (whole seconds) and start at 0.
+    """
+    import numpy as np
+
+    from labkit.ops.spec import load_spec
+
+    spec = load_spec(spec)
+    t = np.asarray(times_s, dtype=float)
+    step = t[1] - t[0] if len(t) > 1 else 0
+    if len(t) < 2 or t[0] != 0 or step != int(step) or not np.allclose(np.diff(t), step):
+        raise ValueError("times_s must start at 0 and be evenly spaced by a whole number of seconds.")
+    fired = evaluate(spec, t, ok_total, error_total)
+    rules = {r["alert"]: r for r in alert_rules(spec)["groups"][0]["rules"]}
+    sel = f'{METRIC}{{app="{spec.name}",status="%s"}}'
+    tests = []
+    for name, rule in rules.items():
+        cases = [{"eval_time": f"{int(ti)}s", "alertname": name,
+                  "exp_alerts": [{"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}]
+                  if on else []} for ti, on in zip(t, fired[name])]
+        tests += cases
+    return {"rule_files": [rules_file], "evaluation_interval": f"{int(step)}s",
+            "tests": [{"interval": f"{int(step)}s",
+                       "input_series": [{"series": sel % "ok", "values": _values(ok_total)},
+                                        {"series": sel % "error", "values": _values(error_total)}],
+                       "alert_rule_test": tests}]}
