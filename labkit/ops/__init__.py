@@ -8,15 +8,33 @@
 from __future__ import annotations
 
 from labkit.args import namespace
-from labkit.ops.alerts import WINDOWS, BurnRateWindow, alert_rules, burn_rate_alerts, evaluate, rule_tests, rules_yaml
+from labkit.ops.alerts import (
+    WINDOWS,
+    BurnRateWindow,
+    alert_rules,
+    burn_rate_alerts,
+    evaluate,
+    rule_tests,
+    rules_yaml,
+)
 from labkit.ops.backend import FORCES_REPLACEMENT, SimBackend, attributes, serve_config
 from labkit.ops.plan import ApplyResult, Change, Plan, StalePlanError, apply, plan
-from labkit.ops.spec import SLO, Spec, load_spec
 from labkit.ops.state import State, StateFile, StateLockedError
 
 __all__ = ["ApplyResult", "BurnRateWindow", "Change", "FORCES_REPLACEMENT", "Plan", "SLO", "SimBackend", "Spec",
            "StalePlanError", "State", "StateFile", "StateLockedError", "WINDOWS", "alert_rules", "apply",
            "attributes", "burn_rate_alerts", "evaluate", "rule_tests", "load_spec", "plan", "rules_yaml", "serve_config"]
 
-__getattr__, __dir__ = namespace("lk.ops", __all__)
+_near_match, __dir__ = namespace("lk.ops", __all__)
+_LAZY = {"SLO", "Spec", "load_spec"}     # pydantic's models take ~0.4 s to import: loaded on first use
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from labkit.ops import spec
+
+        return getattr(spec, name)
+    return _near_match(name)
+
+
 del namespace
