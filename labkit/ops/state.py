@@ -85,6 +85,14 @@ class StateFile:
             raise
         return state
 
+    def force_unlock(self) -> bool:
+        """Remove a lock left by an apply that died (``terraform force-unlock``); True if there was one."""
+        try:
+            os.unlink(self.lock_path)
+            return True
+        except FileNotFoundError:
+            return False
+
     @contextlib.contextmanager
     def lock(self):
         """Hold the lock file while inside (created with O_EXCL: a second holder gets StateLockedError)."""
@@ -94,7 +102,7 @@ class StateFile:
         except FileExistsError:
             holder = self.lock_path.read_text() if self.lock_path.exists() else "?"
             raise StateLockedError(f"state {self.path} is locked by another apply ({holder}); wait for it, or "
-                                   f"remove {self.lock_path} if that process is gone (terraform force-unlock)."
+                                   f"call .force_unlock() if that process is gone (terraform force-unlock)."
                                    ) from None
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps({"pid": os.getpid(), "id": str(uuid.uuid4())}))
