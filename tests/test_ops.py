@@ -331,3 +331,19 @@ def test_two_processes_applying_at_once_never_both_win(tmp_path):
     assert len(winners) == 1 and all(o[0] in ("won", "lost") for o in outs), outs
     st = lk.ops.StateFile(tmp_path / "s.tfstate").read()
     assert st.serial == 1 and st.resources["gpu"]["replicas"] == winners[0]
+
+
+def test_the_rayservice_manifest_embeds_the_serve_config_that_ray_accepts():
+    from ray.serve.schema import ServeDeploySchema
+
+    spec = spec_with(pools__2__autoscaling={"min_replicas": 1, "max_replicas": 6})
+    m = lk.ops.rayservice(spec)
+    assert (m["apiVersion"], m["kind"], m["metadata"]["name"]) == ("ray.io/v1", "RayService", "shop")
+    embedded = yaml.safe_load(m["spec"]["serveConfigV2"])          # KubeRay takes it as a YAML string
+    assert embedded == lk.ops.serve_config(spec)
+    ServeDeploySchema.model_validate(embedded)
+    groups = {g["groupName"]: (g["minReplicas"], g["replicas"], g["maxReplicas"])
+              for g in m["spec"]["rayClusterConfig"]["workerGroupSpecs"]}
+    assert groups == {"gpu": (2, 2, 2), "cpu": (1, 1, 1), "old": (1, 6, 6)}
+    assert m["spec"]["rayClusterConfig"]["rayVersion"] == "2.60.0"
+    yaml.safe_load(yaml.safe_dump(m))                               # writes as a manifest file

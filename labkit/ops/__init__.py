@@ -17,13 +17,13 @@ from labkit.ops.alerts import (
     rule_tests,
     rules_yaml,
 )
-from labkit.ops.backend import FORCES_REPLACEMENT, SimBackend, attributes, serve_config
+from labkit.ops.backend import FORCES_REPLACEMENT, SimBackend, attributes, rayservice, serve_config
 from labkit.ops.plan import ApplyResult, Change, Plan, StalePlanError, apply, plan
 from labkit.ops.state import State, StateFile, StateLockedError
 
 __all__ = ["ApplyResult", "BurnRateWindow", "Change", "FORCES_REPLACEMENT", "Plan", "SLO", "SimBackend", "Spec",
            "StalePlanError", "State", "StateFile", "StateLockedError", "WINDOWS", "alert_rules", "apply",
-           "attributes", "burn_rate_alerts", "evaluate", "rule_tests", "load_spec", "plan", "rules_yaml", "serve_config"]
+           "attributes", "burn_rate_alerts", "evaluate", "rayservice", "rule_tests", "load_spec", "plan", "rules_yaml", "serve_config"]
 
 _near_match, __dir__ = namespace("lk.ops", __all__)
 _LAZY = {"SLO", "Spec", "load_spec"}     # pydantic's models take ~0.4 s to import: loaded on first use

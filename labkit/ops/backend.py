@@ -104,3 +104,41 @@ def serve_config(spec, import_path: str = "labkit.ops.serve_app:app") -> dict:
                                 "deployments": deployments}]}
     ServeDeploySchema.model_validate(config)         # raises pydantic's ValidationError on a bad config
     return config
+
+
+def rayservice(spec, image: str = "rayproject/ray:2.60.0-py311-cpu") -> dict:
+    """The spec as a KubeRay ``RayService`` manifest (what a user would ``kubectl apply``): the Serve config of
+    `serve_config` embedded as ``serveConfigV2`` (a YAML string, as KubeRay takes it), a head group and one
+    worker group per pool, sized by its replicas (or max_replicas when it autoscales) (lab 11).
+
+    >>> import labkit as lk
+    >>> spec = lk.ops.load_spec({"name": "shop", "pools": [{"name": "gpu", "model": "mobilenet", "device": "l4"}]})
+    >>> m = lk.ops.rayservice(spec)
+    >>> m["apiVersion"], m["kind"], m["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["groupName"]
+    ('ray.io/v1', 'RayService', 'gpu')
+    """
+    import yaml
+
+    from labkit.ops.spec import load_spec
+
+    spec = load_spec(spec)
+
+    def container(name):
+        return [{"name": name, "image": image, "resources": {"requests": {"cpu": "1", "memory": "2Gi"},
+                                                             "limits": {"cpu": "2", "memory": "4Gi"}}}]
+
+    workers = []
+    for p in spec.pools:
+        n = p.autoscaling.max_replicas if p.autoscaling else p.replicas
+        workers.append({"groupName": p.name, "replicas": n, "minReplicas": p.autoscaling.min_replicas
+                        if p.autoscaling else n, "maxReplicas": n, "rayStartParams": {},
+                        "template": {"metadata": {"labels": {"labkit.device": p.device}},
+                                     "spec": {"containers": container("ray-worker")}}})
+    return {"apiVersion": "ray.io/v1", "kind": "RayService",
+            "metadata": {"name": spec.name, "labels": {"app.kubernetes.io/managed-by": "labkit"}},
+            "spec": {"serveConfigV2": yaml.safe_dump(serve_config(spec), sort_keys=False),
+                     "rayClusterConfig": {"rayVersion": image.split(":")[1].split("-")[0],
+                                          "headGroupSpec": {"rayStartParams": {"dashboard-host": "0.0.0.0"},
+                                                            "template": {"spec": {"containers":
+                                                                                  container("ray-head")}}},
+                                          "workerGroupSpecs": workers}}}
