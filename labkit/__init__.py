@@ -14,7 +14,7 @@ imported inside the functions that need them), so ``import labkit`` stays fast.
 
 from __future__ import annotations
 
-from labkit import carbon, compile, compress, deploy, federated, llm, plot, systolic, zoo
+from labkit import carbon, compile, compress, deploy, federated, llm, ops, plot, systolic, zoo
 from labkit.args import namespace
 from labkit.calibration.calibrate import Calibration, calibrate
 from labkit.calibration.validate import validate
@@ -37,9 +37,9 @@ from labkit.zoo import data
 __version__ = "0.1.0"
 
 __all__ = ["Calibration", "Device", "Estimate", "Layer", "Link", "Measurement", "Placement", "Plan", "Profile",
-           "calibrate", "carbon", "check", "compile", "compress", "data", "deploy", "device", "devices", "federated",
-           "dtype_bytes", "estimate", "hint", "link", "links", "llm", "matches", "measure", "partition", "placement", "plot", "profile",
-           "systolic", "validate", "widgets", "zoo"]
+           "calibrate", "carbon", "check", "compile", "compress", "data", "deploy", "device", "devices",
+           "dtype_bytes", "estimate", "federated", "hint", "link", "links", "llm", "matches", "measure", "ops",
+           "partition", "placement", "plot", "profile", "systolic", "validate", "widgets", "zoo"]
 
 __getattr__, __dir__ = namespace("labkit", __all__)
 del namespace

@@ -26,7 +26,7 @@ FOUNDATION_ALLOWED = {"args": set(), "units": set(), "paths": set(), "dtypes": {
 
 # The flow: targets + model -> profile -> estimate -> decisions -> report; grading beside it.
 SIMULATOR = {"targets", "carbon", "profile", "zoo", "systolic", "estimate", "calibration", "compile", "compress",
-             "partition", "deploy", "llm", "federated", "plot"}
+             "partition", "deploy", "llm", "federated", "ops", "plot"}
 ALLOWED: dict[str, set[str]] = {
     "targets": set(),
     "carbon": {"targets"},                       # a leaf with data, below estimate
@@ -41,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
     "llm": {"targets", "profile", "estimate"},   # the small GPT and published LLMs, on paper and run
     "deploy": {"targets", "carbon", "zoo", "profile", "estimate", "compile", "llm"},
     "federated": {"targets", "carbon", "zoo", "profile", "estimate"},   # clients on catalog devices and links   # fleets: service times from estimate
+    "ops": {"deploy", "targets", "zoo"},           # operate a fleet: spec -> plan -> apply, SLO alerts
     "plot": SIMULATOR - {"plot"},                # the report end: may read anything of the simulator
     "grade": set(),                              # beside the simulator, never in it
     "cli": SIMULATOR | {"grade"},                # the `labkit` command dispatches to everything

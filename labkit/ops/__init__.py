@@ -1,0 +1,40 @@
+"""lk.ops — operate a deployment (lab 11): declare it in a spec, plan, apply, and alert on its SLO.
+
+>>> import labkit as lk
+>>> sorted(n for n in lk.ops.__all__ if n in ("apply", "plan", "load_spec"))
+['apply', 'load_spec', 'plan']
+"""
+
+from __future__ import annotations
+
+from labkit.args import namespace
+from labkit.ops.alerts import (
+    WINDOWS,
+    BurnRateWindow,
+    alert_rules,
+    burn_rate_alerts,
+    evaluate,
+    rule_tests,
+    rules_yaml,
+)
+from labkit.ops.backend import FORCES_REPLACEMENT, SimBackend, attributes, rayservice, serve_config
+from labkit.ops.plan import ApplyResult, Change, Plan, StalePlanError, apply, plan
+from labkit.ops.state import State, StateFile, StateLockedError
+
+__all__ = ["ApplyResult", "BurnRateWindow", "Change", "FORCES_REPLACEMENT", "Plan", "SLO", "SimBackend", "Spec",
+           "StalePlanError", "State", "StateFile", "StateLockedError", "WINDOWS", "alert_rules", "apply",
+           "attributes", "burn_rate_alerts", "evaluate", "rayservice", "rule_tests", "load_spec", "plan", "rules_yaml", "serve_config"]
+
+_near_match, __dir__ = namespace("lk.ops", __all__)
+_LAZY = {"SLO", "Spec", "load_spec"}     # pydantic's models take ~0.4 s to import: loaded on first use
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from labkit.ops import spec
+
+        return getattr(spec, name)
+    return _near_match(name)
+
+
+del namespace
