@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labkit.carbon.timeseries import SERIES_NAMES, STEP_H, YEAR, grid, series_code
+from labkit.carbon.timeseries import SERIES_NAMES, STEP_H, YEAR, grid, series_code, utc_time
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Job:
 
     def __repr__(self) -> str:
         def t(x):
-            return "?" if x is None else str(_ts(x))[:16]
+            return "?" if x is None else str(utc_time("a job time", x))[:16]
 
         end = "release + window" if self.deadline is None else t(self.deadline)
         rel = t(self.planned if self.release is None else self.release)
@@ -82,18 +82,6 @@ class Schedule:
 
 def _g(grams: float) -> str:
     return f"{grams / 1000:.3g} kg" if grams >= 1000 else f"{grams:.3g} g"
-
-
-def _ts(value):
-    import pandas as pd
-
-    try:
-        t = pd.Timestamp(value)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"a job time must be a date-time such as '2020-03-02 01:00', got {value!r}.") from err
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return t
 
 
 def _hours(what: str, value) -> float:
@@ -195,7 +183,7 @@ def schedule(jobs, region, window=None, interruptible: bool = False, forecast="p
     if error:
         rng = np.random.default_rng(seed)
         fc = true + rng.normal(0.0, error * float(true.mean()), size=true.size)
-    year_lo, year_hi = _ts(YEAR[0]), _ts(YEAR[1])
+    year_lo, year_hi = utc_time("a job time", YEAR[0]), utc_time("a job time", YEAR[1])
 
     rows = []
     for i, job in enumerate(_jobs_list(jobs)):
@@ -207,12 +195,12 @@ def schedule(jobs, region, window=None, interruptible: bool = False, forecast="p
         power_w = job.power_w
         if isinstance(power_w, bool) or not isinstance(power_w, numbers.Real) or not power_w > 0:
             raise ValueError(f"{who}: power_w must be a positive number of watts, got {power_w!r}.")
-        planned = _ts(job.planned)
+        planned = utc_time("a job time", job.planned)
         if not year_lo <= planned < year_hi:
             raise ValueError(f"{who}: planned start {planned} is outside 2020; the grid series cover 2020 only.")
-        release = planned if job.release is None else _ts(job.release)
+        release = planned if job.release is None else utc_time("a job time", job.release)
         if job.deadline is not None:
-            deadline = _ts(job.deadline)
+            deadline = utc_time("a job time", job.deadline)
         elif window_h is not None:
             deadline = release + np.timedelta64(int(round(window_h * 60)), "m")
         else:

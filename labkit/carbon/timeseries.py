@@ -80,15 +80,20 @@ def grid(region):
     return _grid_cached(code, file_version(f"{FOLDER}/{_FILES[code]}"))
 
 
-def _time(what: str, value, default: str):
+def utc_time(what: str, value, default: str | None = None):
+    """`value` as a naive UTC pandas Timestamp (aware ones converted), `default` when None; else a ValueError.
+
+    >>> utc_time("start", "2020-06-01T02:00+02:00")
+    Timestamp('2020-06-01 00:00:00')
+    """
     import pandas as pd
 
-    if value is None:
+    if value is None and default is not None:
         return pd.Timestamp(default)
     try:
         t = pd.Timestamp(value)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{what} must be a date or time in 2020 such as '2020-06-01', got {value!r}.") from err
+        raise ValueError(f"{what} must be a date or time in 2020 such as '2020-06-01 01:00', got {value!r}.") from err
     if t.tzinfo is not None:
         t = t.tz_convert("UTC").tz_localize(None)
     return t
@@ -109,8 +114,8 @@ def series(region, start=None, end=None):
     True
     """
     code = series_code(region)
-    lo, hi = _time("start", start, YEAR[0]), _time("end", end, YEAR[1])
-    first, last = _time("", YEAR[0], YEAR[0]), _time("", YEAR[1], YEAR[1])
+    lo, hi = utc_time("start", start, YEAR[0]), utc_time("end", end, YEAR[1])
+    first, last = utc_time("", YEAR[0], YEAR[0]), utc_time("", YEAR[1], YEAR[1])
     if lo < first or hi > last:
         raise ValueError(f"the grid series cover 2020 only ([{YEAR[0]}, {YEAR[1]})); got start={lo}, end={hi}.")
     if lo >= hi:
