@@ -332,6 +332,7 @@ def exporting_labkit(path: str, real=None) -> _GradingLabkit:
 
     def export(question, answer=None, expected=_NO, **kwargs):
         value, problem = _evaluate(answer)
+        unanswered = problem
         line = {"question": str(question)}
         if problem is None:
             try:
@@ -341,7 +342,12 @@ def exporting_labkit(path: str, real=None) -> _GradingLabkit:
         if problem is not None:
             line["error"] = problem
         _append(path, line)
-        if expected is not _NO or kwargs.get("between") is not None:   # a kernel oracle (see GRADING.md)
+        if kwargs.get("test") is not None:     # a kernel-judged test= check (lab metadata kernel_oracles)
+            verdict = unanswered if unanswered is not None else _judge(
+                value, expected, kwargs.get("rtol"), kwargs.get("atol"), kwargs.get("ratio"), kwargs.get("between"),
+                kwargs["test"])
+            _append(path, {"question": str(question), "kernel_verdict": "" if verdict is None else str(verdict)})
+        elif expected is not _NO or kwargs.get("between") is not None:   # a kernel oracle (see GRADING.md)
             try:
                 _append(path, {"question": str(question), "kernel_expected": encode(_plain(
                     None if expected is _NO else expected))})

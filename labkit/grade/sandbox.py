@@ -99,16 +99,18 @@ class Box:
                 a += ["--symlink", os.readlink(link), link]
             elif os.path.isdir(link):
                 a += ["--ro-bind", link, link]
+        # the fresh writable places first: a read-only path that lives under one of them (a repository or a
+        # venv in /tmp, as CI clones may be) is then bound on top of it instead of being hidden by it
+        a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
+              "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
         ro = _readonly_paths()
-        parents = sorted({str(q) for p in ro for q in Path(p).parents if str(q) != "/"} - set(ro),
-                         key=lambda q: q.count("/"))
+        parents = sorted({str(q) for p in ro for q in Path(p).parents if str(q) not in ("/", "/tmp", "/dev/shm")}
+                         - set(ro), key=lambda q: q.count("/"))
         for q in parents:       # bwrap would make them 0700 (root only): the run's own user id must pass
             a += ["--perms", "0755", "--dir", q]
         for p in ro:
             a += ["--ro-bind", p, p]
-        a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
-              "--perms", "1777", "--size", size, "--tmpfs", "/tmp", "--perms", "1777", "--size", size,
-              "--tmpfs", WORK, "--dir", f"{WORK}/.labkit"]
+        a += ["--perms", "1777", "--size", size, "--tmpfs", WORK, "--dir", f"{WORK}/.labkit"]
         subdirs = sorted({str(q) for name in files for q in Path(name).parents if str(q) not in (".", ".labkit")},
                          key=lambda q: q.count("/"))
         for d in subdirs:       # writable by the run (a lab may write next to its files), made before the binds
