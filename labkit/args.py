@@ -87,7 +87,7 @@ class Number:
 
     def __str__(self) -> str:
         if self.low == 0 and self.low_open and self.high is None:
-            return "a positive number"
+            return "a positive finite number"
         if self.low is not None and self.high is not None:
             return (f"a finite number in {'(' if self.low_open else '['}{self.low:g}, "
                     f"{self.high:g}{')' if self.high_open else ']'}")

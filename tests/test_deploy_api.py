@@ -13,8 +13,8 @@ from labkit.targets.catalog import dataset_path
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: lk.deploy.poisson(-1, 10), "rate_rps must be a positive number"),
-    (lambda: lk.deploy.poisson(10, 0), "duration_s must be a positive number"),
+    (lambda: lk.deploy.poisson(-1, 10), "rate_rps must be a positive finite number"),
+    (lambda: lk.deploy.poisson(10, 0), "duration_s must be a positive finite number"),
     (lambda: lk.deploy.diurnal(10, 20, 60, 60), r"trough_rps must be in \[0, peak_rps"),
     (lambda: lk.deploy.Workload([0.0, 2.0, 1.0]), "must be sorted"),
     (lambda: lk.deploy.Workload([0.0, 1.0], {"size": [1.0]}), "one value per request"),

@@ -67,7 +67,7 @@ def _candidates(lab: str, notebook):
 def ladder(question: str, notebook=None) -> tuple[str, ...]:
     """The hint ladder of `question` stored in the lab's student notebook (``labs/NN_*.ipynb``); () if none.
 
-    >>> len(ladder("00.q1")) >= 1
+    >>> len(ladder("00.q1v")) >= 1
     True
     """
     m = re.match(r"^(\d\d)\.", str(question))
@@ -92,7 +92,7 @@ def ladder(question: str, notebook=None) -> tuple[str, ...]:
 def hint(question: str, *, notebook=None) -> Hint:
     """Reveal the next hint of `question` (concept, then approach, then API) and show all revealed so far.
 
-    >>> h = hint("00.q1")  # doctest: +ELLIPSIS
+    >>> h = hint("00.q1v")  # doctest: +ELLIPSIS
     Hint 1/...
     >>> h.level
     1
