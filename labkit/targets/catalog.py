@@ -116,3 +116,33 @@ def catalog_key(name) -> str:
     if not isinstance(name, str):
         raise ValueError(f"expected a name (string), got {name!r} ({type(name).__name__}).")
     return "-".join(name.strip().lower().replace("_", " ").replace("-", " ").split())
+
+
+def named_rows(rows: dict, build) -> tuple[dict, dict]:
+    """``({name: build(name, row)}, {alias key: name})`` for a catalog table whose rows may list ``aliases``.
+
+    >>> named_rows({"lte": {"aliases": ["4G"]}}, lambda name, row: name.upper())
+    ({'lte': 'LTE'}, {'4g': 'lte'})
+    """
+    items, aliases = {}, {}
+    for name, row in rows.items():
+        items[name] = build(name, row)
+        for alias in row.get("aliases", []):
+            aliases[catalog_key(alias)] = name
+    return items, aliases
+
+
+def lookup(what: str, name, items: dict, aliases: dict, also=()):
+    """The catalog item called `name` (any spelling catalog_key accepts, or an alias), else a ValueError listing
+    near matches among the names and `also` (names handled before the catalog, such as "local").
+
+    >>> lookup("link", "4G", {"lte": 1}, {"4g": "lte"})
+    1
+    """
+    key = catalog_key(name)
+    key = aliases.get(key, key)
+    if key not in items:
+        from labkit.args import unknown_name
+
+        raise unknown_name(what, name, [*items, *also])
+    return items[key]

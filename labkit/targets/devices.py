@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 from labkit.args import Int, Number, check, unknown_name
 from labkit.dtypes import DTYPE_BYTES, normalize_dtype
-from labkit.targets.catalog import catalog_key, file_version, read_toml
+from labkit.targets.catalog import catalog_key, file_version, lookup, named_rows, read_toml
 
 # Device kinds, as DESIGN.md names them (+ cloud-npu for parts like Inferentia2, local for this machine), and the
 # side of the network each one sits on: the one place that says which kinds are rented cloud hardware.
@@ -216,12 +216,7 @@ def _device_from_toml(name: str, row: dict, kinds: dict) -> Device:
 def _devices_cached(version: tuple[str, int]) -> tuple[dict[str, Device], dict[str, str]]:
     data = read_toml("devices.toml")
     kinds = data.get("kinds", {})
-    devices, aliases = {}, {}
-    for name, row in data.get("devices", {}).items():
-        devices[name] = _device_from_toml(name, row, kinds)
-        for alias in row.get("aliases", []):
-            aliases[catalog_key(alias)] = name
-    return devices, aliases
+    return named_rows(data.get("devices", {}), lambda name, row: _device_from_toml(name, row, kinds))
 
 
 def _catalog() -> tuple[dict[str, Device], dict[str, str]]:
@@ -251,11 +246,7 @@ def device(name) -> Device:
         from labkit.calibration.calibrate import local_device
 
         return local_device(runtime=LOCAL_NAMES[key])
-    devices, aliases = _catalog()
-    key = aliases.get(key, key)
-    if key not in devices:
-        raise unknown_name("device", name, [*devices, *LOCAL_NAMES])
-    return devices[key]
+    return lookup("device", name, *_catalog(), also=LOCAL_NAMES)
 
 
 def devices(kind: str | None = None):

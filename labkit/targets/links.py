@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 
-from labkit.args import Number, check, unknown_name
-from labkit.targets.catalog import catalog_key, file_version, read_toml
+from labkit.args import Number, check
+from labkit.targets.catalog import file_version, lookup, named_rows, read_toml
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,7 @@ def _link_from_toml(name: str, row: dict) -> Link:
 
 @lru_cache(maxsize=4)
 def _links_cached(version: tuple[str, int]) -> tuple[dict[str, Link], dict[str, str]]:
-    links, aliases = {}, {}
-    for name, row in read_toml("links.toml").get("links", {}).items():
-        links[name] = _link_from_toml(name, row)
-        for alias in row.get("aliases", []):
-            aliases[catalog_key(alias)] = name
-    return links, aliases
+    return named_rows(read_toml("links.toml").get("links", {}), _link_from_toml)
 
 
 def _link_catalog() -> tuple[dict[str, Link], dict[str, str]]:
@@ -97,12 +92,7 @@ def link(name) -> Link:
     """
     if isinstance(name, Link):
         return name
-    links_, aliases = _link_catalog()
-    key = catalog_key(name)
-    key = aliases.get(key, key)
-    if key not in links_:
-        raise unknown_name("link", name, links_)
-    return links_[key]
+    return lookup("link", name, *_link_catalog())
 
 
 def links():
