@@ -234,7 +234,7 @@ def cli(argv: list[str]) -> int:
                         help="run on a Ray cluster: 'local' starts one here, 'auto' or an address joins one")
     parser.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell (default: lab's)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per notebook (default: lab's)")
-    parser.add_argument("--memory-mb", type=float, default=None, help="RSS cap per notebook (default: lab's)")
+    parser.add_argument("--memory-mb", type=float, default=None, help="memory cap per notebook, MiB of PSS (default: lab's)")
     parser.add_argument("--disk-mb", type=float, default=512, help="disk cap per notebook's sandbox (MiB)")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="grade even where no sandbox can start: submissions run with your rights")

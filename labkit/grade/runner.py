@@ -11,7 +11,8 @@ applies the same sandbox, or refuses). It:
    In the reference run (``reference=True``: the solution itself, no learner code) ``check`` writes the oracle;
 2. runs ``pytest --nbval-lax --nbval-current-env --nbval-cell-timeout S`` in the sandbox (``labkit.grade.sandbox``)
    or, with mode ``"none"``, in a temporary folder with the grader's rights;
-3. watches the process tree every 0.1 s: over the memory cap (RSS of pytest + kernel) or the notebook time
+3. watches the process tree every 0.1 s: over the memory cap (the summed RSS of pytest + kernel + children,
+   or, once that is over the cap, their proportional set size, which counts shared pages once) or the notebook time
    limit, or a kernel that died in the middle of a cell, and the whole tree is killed;
 4. returns the exported lines (answers, or oracles), the cell events and why it stopped, if it was stopped.
    Scoring happens in the grader's process (``labkit.grade.oracle``), never here.
@@ -33,6 +34,7 @@ from pathlib import Path
 import psutil
 
 from labkit.grade.sandbox import UNSAFE, WORK, Box
+from labkit.measure import pss_bytes
 from labkit.paths import checker_file
 
 EVENTS_ENV = "LABKIT_GRADE_EVENTS"
@@ -43,7 +45,7 @@ _MAX_EXPORT_BYTES = 64 * 2**20     # what the grader reads of the answers file
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-cell and per-notebook time limits (s), memory cap (MiB of RSS), threads per kernel, disk cap (MiB
+    """Per-cell and per-notebook time limits (s), memory cap (MiB: summed RSS, or PSS once RSS is over it), threads per kernel, disk cap (MiB
     of each writable place in the sandbox) and processes + threads of the run."""
 
     cell_timeout_s: float
@@ -342,6 +344,8 @@ def _watch(proc: subprocess.Popen, limits: Limits, events: Path, t0: float):
                     kernels.add(p.pid)
             except psutil.Error:
                 pass
+        if rss > cap:             # RSS counts shared pages (torch's libraries, Ray's object store) once per
+            rss = pss_bytes(alive)     # process; the proportional set size charges each page once in all
         peak = max(peak, rss)
         elapsed = time.monotonic() - t0
         if rss > cap:
