@@ -1,12 +1,15 @@
 """``make bench``: measure the budgets of DESIGN.md §5 on this machine and print each figure beside its budget.
 
 What it measures (each in its own fresh process or kernel, as a learner or instructor would meet it):
-- every solution notebook, top to bottom in a fresh kernel: wall time and peak RSS of the kernel with its
-  children (Ray workers included), against 60 s and 1.5 GiB per lab. Notebooks run with an empty calibration
+- every solution notebook, top to bottom in a fresh kernel: wall time and peak memory (PSS, shared pages once;
+  the summed RSS beside it) of the kernel with its children (Ray workers included), against 60 s and 1.5 GiB per lab. Notebooks run with an empty calibration
   cache, so lab 00 pays the first-use calibration a new learner pays. Then again pinned to one CPU with one
   thread, as on Binder (CPU_LIMIT=1, binder/start), against Binder's 2 GB;
 - calibration: ``labkit calibrate --quick --runtime torch`` (what lab 00 triggers at first use) and the full
   ``labkit calibrate`` (both runtimes), each from a fresh cache, as wall time of the whole command;
+- ``labkit validate --held-out`` on that calibration: its tables (every prediction, and the error by set,
+  runtime, op class and input size) and, per set (zoo, held-out), the median, median signed and worst error
+  against issue 12's goal (15%, 5%, 40%);
 - ``labkit grade`` throughput on 1 and 2 workers in the sandbox, and on 2 with --unsafe-no-sandbox (the
   sandbox may cost at most 20%), over N copies of lab 00's solution;
 - ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile;
@@ -78,6 +81,35 @@ def bench_calibration(tmp: Path, full: bool) -> list[dict]:
         seconds, out = _timed([LABKIT, "calibrate", *args], env, timeout_s=900)
         note = "" if out.returncode == 0 else f"exit {out.returncode}: {out.stderr.strip()[-200:]}"
         rows.append(_row(what, seconds, "s", note=note))
+    return rows
+
+
+# issue 12's goal for the simulator on this machine, quiet, both runtimes, batch 1 and 32, per set
+VALIDATE_BUDGET = {"median |error|": 0.15, "|median signed error|": 0.05, "worst |error|": 0.40}
+
+
+def bench_validation(tmp: Path, full: bool) -> list[dict]:
+    """``labkit validate --held-out`` on the calibration just measured: its tables printed, its error per set."""
+    from labkit.calibration.validate import ValidationReport, ValidationRow
+
+    env = kernel_env(tmp / f"calibration-cache-{1 if full else 0}")     # what bench_calibration measured
+    seconds, out = _timed([LABKIT, "validate", "--held-out", "--json"], env, timeout_s=1800)
+    if out.returncode not in (0, 1):
+        return [_row("labkit validate --held-out", None, "", note=f"exit {out.returncode}: {out.stderr.strip()[-200:]}")]
+    d = json.loads(out.stdout)
+    report = ValidationReport(tuple(ValidationRow(**r) for r in d["rows"]), d["dtype"], d["threads"],
+                              d["duration_s"], d["other_cpu_share"])
+    print(report.table())
+    for key in ("set", "runtime", "op_class", "size"):
+        print(report.by(key).to_string(float_format=lambda v: f"{v:+.1%}" if abs(v) < 10 else f"{v:g}"))
+    rows = [_row("labkit validate --held-out", seconds, "s", note=f"{len(report.rows)} predictions; other processes "
+                 f"used {report.other_cpu_share:.0%} of the CPUs")]
+    for name, group in report.by("set").iterrows():
+        for what, value in (("median |error|", group["median_abs_error"]),
+                            ("|median signed error|", abs(group["median_signed_error"])),
+                            ("worst |error|", group["worst_abs_error"])):
+            rows.append(_row(f"validate {name}: {what}", float(value), "ratio", VALIDATE_BUDGET[what],
+                             f"{int(group['n'])} predictions"))
     return rows
 
 
@@ -213,6 +245,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return "—"
     if unit == "bytes":
         return f"{value / GIB:.2f} GiB"
+    if unit == "ratio":
+        return f"{value:.1%}"
     if unit == "s":
         return f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.1f} s"
     return f"{value:.1f} {unit}"
@@ -240,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"labkit bench on {info['cpus']} CPUs, load average {info['loadavg_before'][0]:.2f}", flush=True)
     sections = [("notebooks", lambda tmp: bench_notebooks(tmp, binder=not args.no_binder)),
                 ("calibration", lambda tmp: bench_calibration(tmp, full=not args.no_full_calibration)),
+                ("validation", lambda tmp: bench_validation(tmp, full=not args.no_full_calibration)),
                 ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
                 ("simulator", lambda tmp: bench_simulator()),
                 ("deploy", lambda tmp: bench_deploy()),

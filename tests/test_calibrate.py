@@ -100,14 +100,22 @@ def test_fit_predicts_its_own_micro_benchmarks(cache):
     assert n_nets == 2 * len(benchrun.QUICK_NET_SEEDS)
     assert len(errors) == len(microbench.benches(quick=True)) + n_nets
     # the stored predictions are the fitted formula's: an independent recomputation for each one-layer point
-    # (torch: every single-op benchmark is one layer), call cost once, compute and memory added
+    # (torch: every single-op benchmark is one layer), call cost once, compute and memory added, the bytes rate
+    # capped by the memory tier of the working set; a depthwise layer also pays per kernel call (not stored in
+    # the point: its prediction can only be larger)
     call = cal.fits["call"].startup_s
+    assert cal.mem_tiers and all(r > 1e9 for _, r in cal.mem_tiers)
     for name, label, keys, _, flops, nbytes, _, pred in cal.points:
         if label == "net":
             continue
         own = [k for k in keys.split(";") if "/" in k]        # the op's own fit if it has one, else its class's
         f = cal.fits[own[0] if own else keys]
-        assert pred == pytest.approx(call + f.startup_s + flops / f.flops_per_s + nbytes / f.bytes_per_s), name
+        rate = min(f.bytes_per_s, lk.targets.tier_bytes_per_s(cal.mem_tiers, nbytes))
+        want = call + f.startup_s + flops / f.flops_per_s + nbytes / rate
+        if f.kernel_call_s:
+            assert pred >= want * (1 - 1e-9), name
+        else:
+            assert pred == pytest.approx(want), name
     assert sorted(errors)[len(errors) // 2] < 0.5            # loose: a noisy, shared machine
 
 
@@ -121,11 +129,12 @@ def test_estimate_on_local_device_matches_calibration_formula(cache):
     for bench in picked:
         module, args = microbench.torch_case(bench)
         prof = lk.profile(microbench.as_model(module), args if len(args) > 1 else args[0])
-        expected = costfit.predict(microbench.layer_work(prof.layers), cal.fits, call=True)
+        expected = costfit.predict(microbench.layer_work(prof.layers), cal.fits, call=True, tiers=cal.mem_tiers)
         assert lk.estimate(prof, dev).latency_s == pytest.approx(expected, rel=1e-9)
     net, x = synthnet.random_net(3, batch=4)               # and on a whole network, at another batch
     prof = lk.profile(net, x)
-    expected = costfit.predict(microbench.layer_work(prof.at_batch(32).layers), cal.fits, call=True)
+    expected = costfit.predict(microbench.layer_work(prof.at_batch(32).layers), cal.fits, call=True,
+                                tiers=cal.mem_tiers)
     assert lk.estimate(prof, dev, batch=32).latency_s == pytest.approx(expected, rel=1e-4)
 
 
@@ -152,6 +161,51 @@ def test_fit_recovers_known_parameters(monkeypatch):
         for field in ("startup_s", "flops_per_s", "bytes_per_s"):
             assert getattr(have, field) == pytest.approx(getattr(want, field), rel=1e-3), (op, field)
     assert not got["conv"].overlap
+
+
+def test_fit_recovers_kernel_calls_and_rates_under_memory_tiers(monkeypatch):
+    # synthetic calls where big working sets stream at the tiers' rate (not the fit's) and depthwise layers pay
+    # per kernel call: the fit must recover every parameter, the per-call cost included, and ignore the capped
+    # layers' bytes when it fits the bytes rate
+    from labkit.targets import OpFit
+
+    monkeypatch.setattr(costfit, "PRIOR_WEIGHT", 1e-6)
+    tiers = ((2**22, 100e9), (2**26, 40e9), (2**28, 30e9))
+    truth = {"dwconv": OpFit(8e-6, 1e10, 6e10, overlap=False, kernel_call_s=4e-7),
+             "norm": OpFit(2e-6, 5e9, 2e11, overlap=False), "call": OpFit(3e-6, 1, 1, overlap=False)}
+    points = []
+    for i, (flops, nbytes, calls) in enumerate([(1e5, 1e5, 64), (1e6, 2e6, 512), (1e7, 1e6, 4096), (3e5, 3e8, 32),
+                                                (1e8, 1e7, 256), (2e6, 5e7, 18432), (1e4, 1e4, 8)]):
+        for k in range(1, 4):
+            work = [("dwconv", "conv2d", int(flops * k), int(nbytes), calls * k)] * k
+            work += [("norm", "batchnorm", int(3e4 * (i + 1) ** 2), int(nbytes * k), 0)] * (i % 2 + 1)
+            points.append((f"p{i}.{k}", work, costfit.predict(work, truth, call=True, tiers=tiers)))
+    assert any(costfit.predict(w, truth, tiers=tiers) > 1.5 * costfit.predict(w, truth) for _, w, _ in points)
+    got = costfit.fit(points, tiers=tiers)
+    for cls in ("dwconv", "norm"):
+        for field in ("startup_s", "flops_per_s", "bytes_per_s", "kernel_call_s"):
+            assert getattr(got[cls], field) == pytest.approx(getattr(truth[cls], field), rel=1e-3), (cls, field)
+    assert got["call"].startup_s == pytest.approx(3e-6, rel=1e-3)
+
+
+def test_estimate_prices_memory_tiers_and_fresh_outputs():
+    # a layer whose working set is beyond the caches streams at the tier's rate, and an output above the fresh
+    # threshold pays its page faults; lk.estimate and the calibration's own predict agree on both
+    from labkit.targets import Device, OpFit
+
+    prof = lk.profile(torch.nn.ReLU(), torch.zeros(4, 2**22))          # 64 MiB in, 64 MiB out
+    lay = prof.layers[0]
+    fit = OpFit(1e-6, 1e12, 2e11, overlap=False)
+    tiers, fresh = ((2**22, 100e9), (2**28, 25e9)), (2**25, 3e-10)
+    plain = Device("cpu", "local", "x", {"fp32": 1e11}, 1e10, 1e10, 1, 2, fits={"elementwise": fit})
+    tiered = Device("cpu", "local", "x", {"fp32": 1e11}, 1e10, 1e10, 1, 2, fits={"elementwise": fit},
+                    mem_tiers=tiers, fresh_output=fresh)
+    base = lk.estimate(prof, plain).latency_s
+    want = 1e-6 + lay.flops / 1e12 + lay.bytes / lk.targets.tier_bytes_per_s(tiers, lay.bytes) \
+        + lay.output_bytes * 3e-10
+    assert lk.estimate(prof, tiered).latency_s == pytest.approx(want, rel=1e-9) and want > 3 * base
+    work = microbench.layer_work(prof.layers)
+    assert costfit.predict(work, tiered.fits, tiers=tiers) + lay.output_bytes * 3e-10 == pytest.approx(want)
 
 
 def test_estimate_adds_compute_and_memory_for_a_cpu_fit():

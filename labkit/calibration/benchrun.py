@@ -3,6 +3,9 @@
 What is measured, with the thread count as it is (introduced in lab 00):
 - peaks: matmul FLOP/s per dtype (a 512x512 GEMM), a STREAM-like triad and copy (64 MiB arrays), the cost
   of one tiny op, and of one empty model call;
+- the memory tiers: an in-place copy at working sets of 1-256 MiB (TIER_SIZES), whose rate falls as the data
+  leaves the caches (``mem_tiers``); for torch, an op writing a fresh 16-64 MiB output against the same op
+  writing in place (``fresh_output``: glibc maps big outputs anew on every call, and each page faults);
 - benchmarks, each timed as a whole *model call*, exactly as ``labkit validate`` times a model:
   every single op of labkit.calibration.microbench wrapped as a one-layer model, and the random synthetic networks of
   labkit.calibration.synthnet (seeds NET_SEEDS), at batch 1 and 32. For ONNX Runtime each is exported to ONNX
@@ -23,10 +26,14 @@ import tempfile
 from labkit.calibration import microbench
 from labkit.compile import onnx
 from labkit.measure import ROUNDS, lowest_median_s
+from labkit.targets import fresh_output_s
 
 NET_SEEDS = tuple(range(100, 124))       # random synthetic networks timed by a full calibration
 QUICK_NET_SEEDS = tuple(range(100, 106))
 BUDGET_S = {False: 0.045, True: 0.03}    # seconds of samples per benchmark (over all rounds), by quick
+TIER_SIZES = tuple(2**k for k in (20, 22, 24, 25, 26, 27, 28))   # working sets of the tier copies, 1-256 MiB
+FRESH_SIZES = tuple(m * 2**20 for m in (16, 24, 40, 64))   # outputs of the fresh-vs-in-place op, around glibc's
+                                         # 32 MiB mmap threshold (never on it: a size on the edge flips)
 
 
 def peak_cases(runtime: str, num_threads: int) -> list[tuple[str, object, tuple, float]]:
@@ -79,13 +86,30 @@ def peak_cases(runtime: str, num_threads: int) -> list[tuple[str, object, tuple,
     dst, x, y = torch.zeros(big), torch.rand(big), torch.rand(big)
     out.append(("triad_bytes_per_s", lambda: torch.add(x, y, alpha=3.0, out=dst), (), 3 * 4 * big))
     out.append(("copy_bytes_per_s", lambda: dst.copy_(x), (), 2 * 4 * big))
+    # the memory tiers: an in-place copy whose working set (source + destination) grows through the caches
+    for ws in TIER_SIZES:
+        n = ws // 8
+        src_t, dst_t = x[:n] if n <= big else torch.rand(n), torch.zeros(n)
+        out.append((f"tier:{ws}", dst_t.copy_, (src_t,), float(ws)))
+    if runtime == "torch":   # a fresh output (glibc maps big ones anew per call) against one written in place
+        for nb in FRESH_SIZES:
+            n = nb // 4
+            src_f, dst_f = torch.rand(n), torch.zeros(n)
+            out.append((f"fresh:{nb}", torch.neg, (src_f,), 0))
+            out.append((f"inplace:{nb}", lambda s=src_f, d=dst_f: torch.neg(s, out=d), (), 0))
     return out
 
 
 def _peaks(measured: dict[str, tuple[float, float]]) -> dict:
     """The peaks dict from {key: (seconds, work)} of peak_cases."""
-    out = {"matmul_flops_per_s": {}}
+    out = {"matmul_flops_per_s": {}, "mem_tiers": mem_tiers(
+        [(int(k.split(":")[1]), w / t) for k, (t, w) in measured.items() if k.startswith("tier:")])}
+    out["fresh_output"] = fresh_output(
+        [(int(k.split(":")[1]), t, measured[f"inplace:{k.split(':')[1]}"][0])
+         for k, (t, _) in measured.items() if k.startswith("fresh:")])
     for key, (t, work) in measured.items():
+        if key.startswith(("tier:", "fresh:", "inplace:")):
+            continue
         if key.startswith("matmul:"):
             out["matmul_flops_per_s"][key.split(":")[1]] = work / t
         elif work:
@@ -97,6 +121,45 @@ def _peaks(measured: dict[str, tuple[float, float]]) -> dict:
         out["op_overhead_s"] = out["tiny_op_s"] = per_node
         out["run_overhead_s"] = max(measured["relu1"][0] - per_node, 1e-8)
     return out
+
+
+def mem_tiers(rates) -> tuple:
+    """The tiers beyond the caches from (working-set bytes, copy bytes/s) measured at growing sizes: from the
+    fastest size (the plateau of the caches) on, as ``labkit.targets.tier_bytes_per_s`` reads them.
+
+    >>> mem_tiers([(2**20, 90e9), (2**22, 120e9), (2**25, 50e9), (2**28, 30e9)])
+    ((4194304, 120000000000.0), (33554432, 50000000000.0), (268435456, 30000000000.0))
+    """
+    rates = sorted(rates)
+    if not rates:
+        return ()
+    top = max(range(len(rates)), key=lambda i: rates[i][1])
+    return tuple((int(ws), float(r)) for ws, r in rates[top:])
+
+
+def fresh_output(times) -> tuple | None:
+    """(threshold bytes, seconds per byte) of writing a fresh output, from (bytes, fresh_s, in_place_s) at
+    growing sizes: the rate is the largest size's extra time per byte; the threshold lies between the first
+    size that pays at least half that rate and the size before it (their geometric mean). None when a fresh
+    output costs nothing extra (an allocator that reuses its memory, as ONNX Runtime's arena does).
+
+    >>> MiB = 2**20
+    >>> fresh_output([(16 * MiB, 1.0e-3, 0.9e-3), (24 * MiB, 1.5e-3, 1.4e-3), (40 * MiB, 14e-3, 2e-3),
+    ...               (64 * MiB, 23e-3, 3e-3)])[0] // MiB               # between 24 and 40 MiB
+    30
+    >>> fresh_output([(16 * MiB, 1e-3, 1e-3)]) is None
+    True
+    """
+    times = sorted(times)
+    if not times:
+        return None
+    nb, fresh, in_place = times[-1]
+    rate = (fresh - in_place) / nb
+    if rate <= 0:
+        return None
+    first = next(i for i, (b, f, p) in enumerate(times) if (f - p) / b >= rate / 2)
+    threshold = times[0][0] if first == 0 else math.sqrt(times[first - 1][0] * times[first][0])
+    return (int(threshold), float(rate))
 
 
 def _models(quick: bool, net_seeds=None):
@@ -139,7 +202,7 @@ def run(runtime: str, quick: bool = False, progress: bool = True, num_threads: i
     cases = []   # (name, work, fn, args)
     try:
         with torch.inference_mode(), tempfile.TemporaryDirectory() as tmp:
-            peaks = [(key, work, fn, args) for key, fn, args, work in peak_cases(runtime, num_threads)]
+            peaks = [(key, work, fn, args, ()) for key, fn, args, work in peak_cases(runtime, num_threads)]
             for i, (name, _, build) in enumerate(models):
                 cases += _cases(runtime, name, build, batches, num_threads, os.path.join(tmp, str(i)))
                 if bar is not None:
@@ -147,7 +210,7 @@ def run(runtime: str, quick: bool = False, progress: bool = True, num_threads: i
             todo = peaks + cases
             best, slow = [math.inf] * len(todo), [False] * len(todo)
             for r in range(ROUNDS):
-                for k, (_, _, fn, args) in enumerate(todo):
+                for k, (_, _, fn, args, _) in enumerate(todo):
                     best[k] = min(best[k], _time(fn, args, budget_s / ROUNDS, first=r == 0, slow=slow[k]))
                     slow[k] = best[k] > budget_s / ROUNDS / 5
                     if bar is not None and k >= len(peaks):
@@ -155,9 +218,13 @@ def run(runtime: str, quick: bool = False, progress: bool = True, num_threads: i
     finally:
         if bar is not None:
             bar.close()
-    measured = {key: (t, work) for (key, work, _, _), t in zip(peaks, best)}
-    points = [(name, work, t) for (name, work, _, _), t in zip(cases, best[len(peaks):])]
-    return _peaks(measured), points
+    measured = {key: (t, work) for (key, work, _, _, _), t in zip(peaks, best)}
+    found = _peaks(measured)
+    # what the cost fit explains is the time besides faulting in fresh outputs (priced on its own, as lk.estimate
+    # does); at most half a benchmark's time is taken off, should the fresh-output measure be off
+    points = [(name, work, max(t - sum(fresh_output_s(found["fresh_output"], b) for b in out_bytes), t / 2))
+              for (name, work, _, _, out_bytes), t in zip(cases, best[len(peaks):])]
+    return found, points
 
 
 def _time(fn, args, per_s: float, first: bool, slow: bool) -> float:
@@ -170,8 +237,9 @@ def _time(fn, args, per_s: float, first: bool, slow: bool) -> float:
 
 
 def _cases(runtime, name, build, batches, num_threads, stem):
-    """One (name, work, fn, args) per batch for a benchmark model: profiled once, at the first batch; the
-    others' work is that profile scaled (per-sample work times the batch ratio, weights unchanged)."""
+    """One (name, work, fn, args, output bytes of each layer) per batch for a benchmark model: profiled once, at
+    the first batch; the others' work is that profile scaled (per-sample work times the batch ratio, weights
+    unchanged)."""
     from labkit.profile import profile
 
     out, prof, sess, b0 = [], None, None, batches[0]
@@ -189,8 +257,8 @@ def _cases(runtime, name, build, batches, num_threads, stem):
             fn, fargs = sess.run, (None, feeds)
             if b == b0:
                 prof = _onnx_profile(profile, stem + ".opt.onnx", tuple(feeds.values()))
-        work = [] if prof is None else microbench.layer_work(prof.at_batch(max(1, round(prof.batch * b / b0))).layers)
-        out.append((f"{name} b{b}", work, fn, fargs))
+        layers = [] if prof is None else prof.at_batch(max(1, round(prof.batch * b / b0))).layers
+        out.append((f"{name} b{b}", microbench.layer_work(layers), fn, fargs, tuple(lay.output_bytes for lay in layers)))
     return out
 
 

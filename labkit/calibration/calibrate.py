@@ -4,6 +4,8 @@ What it measures, per runtime (torch eager, or ONNX Runtime), with the thread co
 (details in labkit.calibration.benchrun):
 - matmul FLOP/s per dtype (a 512x512 GEMM; fp32, bf16 and fp16 are measured, never assumed),
 - a STREAM-like triad (``a = b + s*c``) and copy bandwidth on arrays far larger than the caches,
+- the memory tiers (a copy's rate as its working set leaves the caches) and, for torch, what faulting in a
+  fresh output costs (glibc maps big outputs anew on every call),
 - the cost of a tiny op and of an empty model call,
 - ~100 single ops (labkit.calibration.microbench) and 24 random synthetic networks (labkit.calibration.synthnet), each timed as a
   whole model call at batch 1 and 32 — for ONNX Runtime exported and run as ``labkit validate`` runs models.
@@ -76,11 +78,16 @@ class Calibration:
     quick: bool = False
     points: tuple = field(default=(), repr=False)
     other_cpu_share: float = 0.0               # share of the CPUs other processes used while measuring
+    mem_tiers: tuple = ()                      # ((working-set bytes, copy bytes/s), ...) from the caches' plateau on
+    fresh_output: tuple | None = None          # (threshold bytes, s per byte) of faulting in a fresh output
 
     def __post_init__(self):
         for name in ("matmul_flops_per_s", "fits", "fit_error", "versions"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         object.__setattr__(self, "points", tuple(tuple(p) for p in self.points))
+        object.__setattr__(self, "mem_tiers", tuple(tuple(t) for t in self.mem_tiers))
+        if self.fresh_output is not None:
+            object.__setattr__(self, "fresh_output", tuple(self.fresh_output))
 
     @property
     def median_fit_error(self) -> float:
@@ -189,11 +196,11 @@ def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
     best_s = max([sum(w[2] for w in work) / t for _, work, t in points if t > 0] + [1e6])
     fits = costfit.fit(points, min_startup_s=MIN_STARTUP_FRACTION * peaks["tiny_op_s"],
                        max_flops_per_s=1.5 * max(*peaks["matmul_flops_per_s"].values(), best_s),
-                       weights=[net_w if net else 1.0 for net in is_net])
+                       weights=[net_w if net else 1.0 for net in is_net], tiers=peaks["mem_tiers"])
     rows, errors = [], {}
     for name, work, measured_s in points:
-        predicted_s = costfit.predict(work, fits, call=True)
-        keys = sorted({k for c, op, _, _ in work for k in (c, f"{c}/{op}") if k in fits})
+        predicted_s = costfit.predict(work, fits, call=True, tiers=peaks["mem_tiers"])
+        keys = sorted({k for c, op, *_ in work for k in (c, f"{c}/{op}") if k in fits})
         label = "net" if name.startswith("net") else (work[0][0] if work else "call")
         rows.append((name, label, ";".join(keys), int(name.rsplit(" b", 1)[1]), sum(w[2] for w in work),
                      sum(w[3] for w in work), measured_s, predicted_s))
@@ -205,7 +212,8 @@ def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
         triad_bytes_per_s=peaks["triad_bytes_per_s"], copy_bytes_per_s=peaks["copy_bytes_per_s"],
         op_overhead_s=peaks["op_overhead_s"], run_overhead_s=peaks["run_overhead_s"], fits=fits,
         fit_error={c: median(e) for c, e in errors.items() if c in fits}, duration_s=time.perf_counter() - t0,
-        created=_created(), versions=cache.versions(), quick=quick, points=rows, other_cpu_share=other.share)
+        created=_created(), versions=cache.versions(), quick=quick, points=rows, other_cpu_share=other.share,
+        mem_tiers=peaks["mem_tiers"], fresh_output=peaks["fresh_output"])
 
 
 # ---- the device -----------------------------------------------------------------------------------------
@@ -250,10 +258,12 @@ def device_from(cal: Calibration) -> Device:
         name=name, kind="local", vendor=cal.cpu, peak_flops=dict(cal.matmul_flops_per_s),
         mem_bw_bytes_per_s=cal.triad_bytes_per_s, mem_bytes=float(psutil.virtual_memory().total),
         idle_w=idle_w, peak_w=busy_w, eff_compute=1.0, eff_mem=1.0, overhead_s=cal.op_overhead_s,
-        fits=dict(cal.fits),
+        fits=dict(cal.fits), mem_tiers=cal.mem_tiers, fresh_output=cal.fresh_output,
         sources={
             "peak_flops": f"measured: {cal.runtime} 512x512 GEMM per dtype, {cal.created}",
             "mem_bw_bytes_per_s": f"measured: STREAM-like triad, {cal.created}",
+            "mem_tiers": f"measured: in-place copy at 1-256 MiB working sets, {cal.created}",
+            "fresh_output": f"measured: an op writing a fresh 16-64 MiB output vs in place, {cal.created}",
             "fits": f"fitted on {len(cal.points)} benchmarks (labkit.calibration.benchrun: single ops and random networks), {cal.created}",
             "idle_w": f"estimate: {POWER_W_PER_CPU[0]} W per logical CPU in use ({note})",
             "peak_w": f"estimate: {POWER_W_PER_CPU[1]} W per logical CPU in use ({note})",
@@ -271,6 +281,10 @@ def _table(cal: Calibration) -> str:
              "  matmul " + ", ".join(f"{d} {v / 1e9:.1f} GFLOP/s" for d, v in cal.matmul_flops_per_s.items()),
              f"  triad {cal.triad_bytes_per_s / 1e9:.2f} GB/s, copy {cal.copy_bytes_per_s / 1e9:.2f} GB/s, "
              f"op overhead {cal.op_overhead_s * 1e6:.2f} µs, call overhead {cal.run_overhead_s * 1e6:.2f} µs",
+             "  memory tiers (copy): " + (", ".join(f"{ws / 2**20:g} MiB {r / 1e9:.0f} GB/s" for ws, r in cal.mem_tiers)
+                                          or "not measured"),
+             "  fresh outputs: " + (f"from {cal.fresh_output[0] / 2**20:.0f} MiB, {1e-9 / cal.fresh_output[1]:.1f} GB/s "
+                                    "of page faults" if cal.fresh_output else "no extra cost (the allocator reuses)"),
              f"  {'fit':<22} {'startup':>10} {'GFLOP/s':>9} {'GB/s':>8} {'fit err':>8} {'n':>4}"]
     counts = cal._counts()
     for c, f in cal.fits.items():

@@ -193,6 +193,6 @@ def as_model(module):
     return module if hasattr(module, "fn") else nn.Sequential(module)
 
 
-def layer_work(layers) -> list[tuple[str, str, int, int]]:
-    """(op_class, op, flops, bytes) of each profiled layer: what the cost fit sees."""
-    return [(lay.op_class, lay.op, int(lay.flops), int(lay.bytes)) for lay in layers]
+def layer_work(layers) -> list[tuple[str, str, int, int, int]]:
+    """(op_class, op, flops, bytes, kernel_calls) of each profiled layer: what the cost fit sees."""
+    return [(lay.op_class, lay.op, int(lay.flops), int(lay.bytes), lay.kernel_calls) for lay in layers]

@@ -11,6 +11,9 @@ The model (DESIGN.md §3), per layer, at the requested batch and dtype:
   ``startup_s + max(flops / flops_per_s, bytes / bytes_per_s)``, or ``startup_s + flops / flops_per_s +
   bytes / bytes_per_s`` for a fit with ``overlap=False`` (labkit.calibration.calibrate's: on a CPU, small kernels do not
   overlap their data movement with their arithmetic); other classes fall back to the roofline.
+  Its bytes rate is capped by the memory tier the layer's working set (its bytes) streams from
+  (``device.mem_tiers``, a copy measured beyond the caches), and a layer whose output is large enough to be
+  mapped fresh on every call pays for the page faults (``device.fresh_output``; torch on glibc, not ORT).
   A fit keyed ``"<op_class>/<op>"`` (e.g. ``"pool/maxpool"``) takes precedence over its class's; a fit keyed
   ``"call"`` is the fixed cost of one model call (framework entry, ORT's ``session.run``), added once.
   A fit holds for the dtype it was measured at; at another dtype only its bytes term changes.
@@ -28,7 +31,7 @@ from functools import lru_cache
 from labkit.args import Int, Number, check
 from labkit.dtypes import DTYPE_BYTES, normalize_dtype
 from labkit.systolic import model as systolic
-from labkit.targets.devices import call_s, fit_for
+from labkit.targets.devices import call_s, fit_for, fresh_output_s, tier_bytes_per_s
 from labkit.units import si
 
 # Models repeat their GEMM shapes; a pure function of five ints is safe to cache.
@@ -178,10 +181,13 @@ def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None) -> t
     loop computes each once per layer)."""
     fit = fit_for(device.fits, layer.op_class, layer.op)
     if fit is not None:
-        # calibrated: Hockney-style start-up + rate per op class, fitted on this machine (OpFit owns the formula)
+        # calibrated: Hockney-style start-up + rate per op class, fitted on this machine (OpFit owns the formula),
+        # its bytes capped by the memory tier its working set streams from, plus faulting in a fresh output
+        cap = tier_bytes_per_s(device.mem_tiers, nbytes)
         compute_s = layer.flops / fit.flops_per_s if layer.flops else 0.0
-        memory_s = nbytes / fit.bytes_per_s if nbytes else 0.0
-        return fit.time_s(layer.flops, nbytes), "compute" if compute_s > memory_s else "memory"
+        memory_s = nbytes / min(fit.bytes_per_s, cap) if nbytes else 0.0
+        fresh_s = fresh_output_s(device.fresh_output, int(layer.output_elems * DTYPE_BYTES[dtype]))
+        return fit.time_s(layer.flops, nbytes, cap, layer.kernel_calls) + fresh_s, "compute" if compute_s > memory_s else "memory"
     peak = peak_flops(device, dtype) * device.eff_compute
     if util is not None:
         peak *= util              # padded tiles and fill/drain cycles do no useful work

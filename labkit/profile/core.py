@@ -57,6 +57,14 @@ class Layer:
         """Arithmetic intensity, FLOPs per byte moved."""
         return self.flops / self.bytes if self.bytes else 0.0
 
+    @property
+    def kernel_calls(self) -> int:
+        """Small kernels a depthwise convolution runs as: channels x images (ONNX Runtime loops over both, each
+        with its own set-up); 0 for other layers. A calibrated fit prices each (``OpFit.kernel_call_s``)."""
+        if self.gemm is None or self.op_class != "dwconv" or not self.output_shape:
+            return 0
+        return int(self.gemm[0]) * int(self.output_shape[0])
+
 
 @dataclass(frozen=True)
 class Profile:

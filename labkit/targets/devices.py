@@ -38,25 +38,72 @@ class OpFit:
     """A fitted cost for one op class on a calibrated device (Hockney's r∞ / n½ idea):
     ``t = startup_s + max(flops / flops_per_s, bytes / bytes_per_s)``, or with ``overlap=False`` (compute
     and data movement one after the other, as small CPU kernels run: labkit.calibration.calibrate's fits)
-    ``t = startup_s + flops / flops_per_s + bytes / bytes_per_s``."""
+    ``t = startup_s + flops / flops_per_s + bytes / bytes_per_s``; plus ``kernel_call_s`` per small kernel a
+    depthwise convolution runs as (``Layer.kernel_calls``: channels x images)."""
 
     startup_s: float
     flops_per_s: float
     bytes_per_s: float
     overlap: bool = True
+    kernel_call_s: float = 0.0
 
-    def time_s(self, flops: float, nbytes: float) -> float:
+    def time_s(self, flops: float, nbytes: float, cap_bytes_per_s: float = math.inf, calls: int = 0) -> float:
         """Seconds for one layer of `flops` and `nbytes` under this fit: the one owner of the calibrated formula
-        (``lk.estimate``'s layer_time and the calibration's fit both use it).
+        (``lk.estimate``'s layer_time and the calibration's fit both use it). `cap_bytes_per_s` is what the
+        memory tier holding the layer's working set delivers (``tier_bytes_per_s``): the fit's rate, measured
+        on cache-sized data, cannot beat it. `calls` is the layer's ``kernel_calls``.
 
         >>> OpFit(1e-5, 1e10, 1e9).time_s(1e6, 1e4)                  # 10 µs + max(100 µs, 10 µs)
         0.00011
         >>> round(OpFit(1e-5, 1e10, 1e9, overlap=False).time_s(1e6, 1e4), 9)   # 10 + 100 + 10 µs
         0.00012
+        >>> round(OpFit(0, 1e10, 1e9, overlap=False).time_s(0, 1e4, cap_bytes_per_s=5e8), 9)   # 1e4 B at 0.5 GB/s
+        2e-05
         """
         compute_s = flops / self.flops_per_s if flops else 0.0
-        memory_s = nbytes / self.bytes_per_s if nbytes else 0.0
-        return self.startup_s + (max(compute_s, memory_s) if self.overlap else compute_s + memory_s)
+        memory_s = nbytes / min(self.bytes_per_s, cap_bytes_per_s) if nbytes else 0.0
+        work_s = max(compute_s, memory_s) if self.overlap else compute_s + memory_s
+        return self.startup_s + calls * self.kernel_call_s + work_s
+
+
+def tier_bytes_per_s(tiers, nbytes: float) -> float:
+    """Bandwidth (bytes/s) of the memory tier a working set of `nbytes` streams from, on a calibrated device:
+    `tiers` is ``((working_set_bytes, bytes_per_s), ...)``, a copy measured beyond the caches' plateau (lab 00).
+    Below the first size the data sits in cache and nothing caps the fit (``inf``); between sizes the rate is
+    interpolated on log size; beyond the last, the last (DRAM).
+
+    >>> tiers = ((8e6, 100e9), (64e6, 40e9), (256e6, 30e9))
+    >>> tier_bytes_per_s(tiers, 1e6), tier_bytes_per_s(tiers, 1e9) / 1e9
+    (inf, 30.0)
+    >>> round(tier_bytes_per_s(tiers, 128e6) / 1e9, 1)              # halfway on log size
+    35.0
+    """
+    if not tiers or nbytes < tiers[0][0]:
+        return math.inf
+    sizes = [math.log(s) for s, _ in tiers]
+    rates = [r for _, r in tiers]
+    x = math.log(nbytes)
+    for i in range(1, len(sizes)):
+        if x <= sizes[i]:
+            w = (x - sizes[i - 1]) / (sizes[i] - sizes[i - 1])
+            return rates[i - 1] + w * (rates[i] - rates[i - 1])
+    return rates[-1]
+
+
+def fresh_output_s(fresh: tuple[float, float] | None, out_bytes: float) -> float:
+    """Seconds a layer spends faulting in a freshly allocated output of `out_bytes`: ``fresh`` is
+    ``(threshold_bytes, seconds_per_byte)`` as measured by the calibration (lab 00). torch on glibc maps outputs
+    above glibc's mmap threshold (32 MiB at most) anew on every call and touches every page; ONNX Runtime
+    reuses its arena (``fresh`` is None).
+
+    >>> round(fresh_output_s((32 * 2**20, 3e-10), 64 * 2**20) * 1e3, 2)   # ms: 64 MiB at ~3.3 GB/s of faults
+    20.13
+    >>> fresh_output_s((32 * 2**20, 3e-10), 2**20), fresh_output_s(None, 2**30)
+    (0.0, 0.0)
+    """
+    if not fresh or out_bytes < fresh[0]:
+        return 0.0
+    return out_bytes * fresh[1]
 
 
 def fit_for(fits: Mapping[str, OpFit] | None, op_class: str, op: str) -> OpFit | None:
@@ -116,6 +163,8 @@ class Device:
     eff_mem: float = 0.7                     # achievable fraction of peak bandwidth
     overhead_s: float = 5e-6                 # per-layer launch/dispatch overhead
     fits: Mapping[str, OpFit] = field(default_factory=dict, repr=False)  # op class -> fitted cost (calibrated devices)
+    mem_tiers: tuple = field(default=(), repr=False)    # calibrated: ((working-set bytes, bytes/s), ...) beyond cache
+    fresh_output: tuple | None = field(default=None, repr=False)   # calibrated: (threshold bytes, s per byte)
     sources: Mapping[str, str] = field(default_factory=dict, repr=False)  # field -> "source, as-of date"
     notes: str = field(default="", repr=False)
 
