@@ -97,7 +97,8 @@ def bench_validation(tmp: Path, full: bool) -> list[dict]:
     if out.returncode not in (0, 1):
         return [_row("labkit validate --held-out", None, "", note=f"exit {out.returncode}: {out.stderr.strip()[-200:]}")]
     d = json.loads(out.stdout)
-    report = ValidationReport(tuple(ValidationRow(**r) for r in d["rows"]), d["dtype"], d["threads"],
+    fields = ("model", "runtime", "batch", "predicted_s", "measured_s", "op_class", "held_out")
+    report = ValidationReport(tuple(ValidationRow(**{k: r[k] for k in fields}) for r in d["rows"]), d["dtype"], d["threads"],
                               d["duration_s"], d["other_cpu_share"])
     print(report.table())
     for key in ("set", "runtime", "op_class", "size"):

@@ -133,6 +133,25 @@ def _thread_runner(workers: int):
     return run_all
 
 
+def _calibrate_host(runtimes, threads: int) -> None:
+    """Make sure this machine has the calibration a lab reads, at the kernels' thread count (part of its key):
+    ``labkit calibrate --quick``, which measures nothing when one is cached. Every kernel then reads the same
+    copy; without it, the reference run and each learner's run would each measure the machine, and answers built
+    on ``lk.device("local")`` would never match."""
+    import subprocess
+
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):   # as the kernels get them
+        env.setdefault(var, str(max(1, threads)))
+    for runtime in runtimes:
+        done = subprocess.run([sys.executable, "-c", "import sys; from labkit.cli import main; sys.exit(main())",
+                               "calibrate", "--quick", "--runtime", str(runtime), "--json"],
+                              capture_output=True, text=True, timeout=600, env=env)
+        if done.returncode != 0:
+            raise RuntimeError(f"labkit calibrate --quick --runtime {runtime} failed before grading: "
+                               f"{done.stderr.strip()[-500:]}")
+
+
 def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cell_timeout_s: float | None = None,
           timeout_s: float | None = None, memory_mb: float | None = None, disk_mb: float = 512, solutions=None,
           labs=None, progress: bool = True, unsafe_no_sandbox: bool = False) -> GradeReport:
@@ -156,6 +175,7 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
                     memory_mb or the_lab.memory_mb, threads=max(1, (os.cpu_count() or 1) // workers),
                     disk_mb=disk_mb)
     lab_files = _lab_files(Path(labs or repo_root() / "labs"), the_lab)
+    _calibrate_host(the_lab.calibrate, limits.threads)
     nb_name = Path(the_lab.path).name
     rows: dict[str, Grade] = {}
     prepared, jobs = {}, []

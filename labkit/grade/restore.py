@@ -47,6 +47,8 @@ class Lab:
     timeout_s: float = DEFAULT_TIMEOUT_S
     memory_mb: float = DEFAULT_MEMORY_MB
     kernel_oracles: tuple = ()        # questions whose oracle is built from the kernel's own measurements
+    calibrate: tuple = ()             # runtimes whose calibration the lab reads (lk.device("local")): made once on
+                                      # the host before grading, so every kernel reads the same one
 
     @property
     def max_score(self) -> float:
@@ -70,7 +72,8 @@ def load_lab(lab: str, solutions_dir) -> Lab:
                {i: tuple(q) for i, q in answers.items()},
                float(meta.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S)),
                float(meta.get("timeout_s", DEFAULT_TIMEOUT_S)),
-               float(meta.get("memory_mb", DEFAULT_MEMORY_MB)), tuple(meta.get("kernel_oracles", ())))
+               float(meta.get("memory_mb", DEFAULT_MEMORY_MB)), tuple(meta.get("kernel_oracles", ())),
+               tuple(meta.get("calibrate", ())))
 
 
 @dataclass(frozen=True)
