@@ -110,6 +110,35 @@ def test_distill_with_alpha_0_is_training_alone(cnn, splits):
     assert torch.equal(student.fc.weight, lk.compress.student_cnn(seed=1).fc.weight)   # a copy was trained
 
 
+def test_distill_trains_with_the_loss_it_is_given(cnn, splits):
+    """loss= replaces kd_loss (lab 03 passes the learner's): a hand-written KD loss trains the same student as
+    the default, and a labels-only loss trains the student that lk.compress.train makes."""
+    train, test = splits
+    small = _subset(train, 96)
+    student = lk.compress.student_cnn(seed=2)
+    calls = []
+
+    def by_hand(s, t, y, temperature, alpha):          # Hinton et al. 2015, written out
+        calls.append((temperature, alpha))
+        log_ps, log_pt = F.log_softmax(s / temperature, 1), F.log_softmax(t / temperature, 1)
+        kl = (log_pt.exp() * (log_pt - log_ps)).sum(1).mean()
+        return alpha * temperature ** 2 * kl + (1 - alpha) * F.cross_entropy(s, y)
+
+    args = dict(epochs=1, batch=32, lr=3e-3, seed=6, temperature=3.0, alpha=0.8, progress=False)
+    default = lk.compress.distill(cnn, student, small, test, **args).model
+    mine = lk.compress.distill(cnn, student, small, test, loss=by_hand, **args).model
+    assert calls and set(calls) == {(3.0, 0.8)}
+    for p, q in zip(default.parameters(), mine.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
+    hard = lk.compress.distill(cnn, student, small, test, loss=lambda s, t, y, temp, a: F.cross_entropy(s, y),
+                               **args).model
+    alone = lk.compress.train(student, small, test, epochs=1, batch=32, lr=3e-3, seed=6, progress=False).model
+    for p, q in zip(alone.parameters(), hard.parameters()):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="loss must be None"):
+        lk.compress.distill(cnn, student, small, test, loss="kl")
+
+
 def test_distilled_student_beats_the_student_trained_alone(cnn, splits):
     """The lab's setting (100 training rows, 20 epochs, batch 16, T=8): KD wins by >= 1 point for every seed tried."""
     train, test = splits

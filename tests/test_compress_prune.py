@@ -166,6 +166,31 @@ def test_prune_channels_amount_rounding_and_layers(cnn, test_data):
         lk.compress.prune_channels(cnn, 1.0, test_data)
 
 
+def test_prune_channels_with_a_keep_selector(cnn, test_data):
+    """keep= replaces the L1 rule (lab 03 passes the learner's): an L1 selector written out reproduces the
+    default; another selector keeps exactly the channels it names; a wrong count is refused."""
+    x, _ = test_data
+    seen = []
+
+    def l1(weight, amount):
+        seen.append(tuple(weight.shape))
+        n = weight.shape[0]
+        return sorted(weight.abs().flatten(1).sum(1).argsort(descending=True)[:int(n * (1 - amount))].tolist())
+
+    small = lk.compress.prune_channels(cnn, 0.5, test_data).model
+    mine = lk.compress.prune_channels(cnn, 0.5, test_data, keep=l1).model
+    assert sorted(seen) == sorted(tuple(cnn.features[i][0].weight.shape) for i in (0, 2, 4))   # not the fc
+    with torch.no_grad():
+        assert torch.allclose(small(x), mine(x), atol=1e-5)
+    first = lk.compress.prune_channels(cnn, 0.25, test_data, keep=lambda w, a: range(int(len(w) * (1 - a)))).model
+    assert torch.equal(first.features[0][0].weight, cnn.features[0][0].weight[:12])
+    assert torch.equal(first.features[2][0].weight, cnn.features[2][0].weight[:24, :12])
+    with pytest.raises(ValueError, match=r"keep must return \d+ distinct channel indices in \[0, \d+\)"):
+        lk.compress.prune_channels(cnn, 0.5, test_data, keep=lambda w, a: [0, 1, 2])
+    with pytest.raises(ValueError, match="keep must be None"):
+        lk.compress.prune_channels(cnn, 0.5, test_data, keep=[0, 1])
+
+
 @pytest.mark.parametrize("name", ["resnet", "mobilenet"])
 def test_prune_channels_follows_residual_adds(name):
     model = lk.zoo.load(name).model

@@ -178,12 +178,13 @@ def train(model, train, data, *, epochs: int = 3, lr: float = 3e-3, batch: int =
 
 
 def distill(teacher, student, train, data, *, epochs: int = 3, temperature: float = 4.0, alpha: float = 0.9,
-            lr: float = 3e-3, batch: int = 64, seed: int = 0, progress: bool = True,
+            lr: float = 3e-3, batch: int = 64, seed: int = 0, progress: bool = True, loss=None,
             name: str | None = None) -> Compressed:
     """Train a copy of `student` to match `teacher`'s softened outputs and the labels (:func:`kd_loss`) (lab 03).
 
-    The teacher is fixed (eval mode): its logits on ``train``'s inputs are computed once. Returns the student
-    and its report on ``data``.
+    The teacher is fixed (eval mode): its logits on ``train``'s inputs are computed once. ``loss`` replaces
+    :func:`kd_loss` with your own ``loss(student_logits, teacher_logits, labels, temperature, alpha)`` (a
+    differentiable scalar tensor; lab 03 has you write it). Returns the student and its report on ``data``.
 
     >>> import labkit as lk
     >>> teacher, _ = lk.zoo.load("cnn")
@@ -198,6 +199,11 @@ def distill(teacher, student, train, data, *, epochs: int = 3, temperature: floa
     import torch
 
     x, _ = _check_loop(train, data, epochs, lr, batch, seed)
+    if loss is None:
+        loss = kd_loss
+    elif not callable(loss):
+        raise ValueError(f"loss must be None (kd_loss) or a function (student_logits, teacher_logits, labels, "
+                         f"temperature, alpha) -> a scalar tensor, got {type(loss).__name__}.")
     kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), temperature, alpha)  # checks
     teacher.eval()
     with torch.no_grad():
@@ -207,7 +213,7 @@ def distill(teacher, student, train, data, *, epochs: int = 3, temperature: floa
         raise ValueError(f"student and teacher must output the same number of classes, got "
                          f"{tuple(probe.shape[1:])} and {tuple(teacher_logits.shape[1:])}.")
     kd = copy.deepcopy(student)
-    _fit(kd, train, lambda logits, y, idx: kd_loss(logits, teacher_logits[idx], y, temperature, alpha),
+    _fit(kd, train, lambda logits, y, idx: loss(logits, teacher_logits[idx], y, temperature, alpha),
          epochs=epochs, lr=lr, batch=batch, seed=seed, progress=progress, desc="distil")
     label = name or f"{type(student).__name__} distilled (T={temperature:g}, alpha={alpha:g})"
     return Compressed(kd, report(kd, data, name=label))

@@ -239,14 +239,41 @@ def _filter_l1_importance():
     return FilterL1()
 
 
-def prune_channels(model, amount: float, data, *, example=None, layers=None, name: str | None = None) -> Compressed:
+def _chosen_importance(keep, amount: float):
+    """torch-pruning importance from a selector: 1 for the channels ``keep(weight, amount)`` keeps, 0 for the
+    rest, so the pruner drops exactly the others. The selector sees a detached copy of the weight of the layer
+    whose output channels the group cuts (its first layer, when a residual add ties several)."""
+    import torch
+    import torch_pruning as tp
+
+    class Chosen(tp.importance.Importance):
+        @torch.no_grad()
+        def __call__(self, group):
+            weight = group[0].dep.target.module.weight.detach().clone()
+            n = len(group[0].root_idxs)
+            want = int(n * (1 - amount))
+            chosen = [int(i) for i in keep(weight, amount)]
+            if len(chosen) != want or len(set(chosen)) != want or not all(0 <= i < n for i in chosen):
+                raise ValueError(f"keep must return {want} distinct channel indices in [0, {n}) for a layer of {n} "
+                                 f"output channels at amount {amount:g} (int(n * (1 - amount))), got {chosen}.")
+            importance = torch.zeros(n)
+            importance[chosen] = 1.0
+            return importance
+
+    return Chosen()
+
+
+def prune_channels(model, amount: float, data, *, example=None, layers=None, keep=None,
+                   name: str | None = None) -> Compressed:
     """Remove ``amount`` of the output channels of each Conv/Linear layer of a copy: a smaller dense model (lab 03).
 
     In each layer, ``int(n * (1 - amount))`` of its ``n`` output channels are kept: those whose filters have
     the largest L1 norm. torch-pruning traces the model on ``example`` (default: ``data``'s first row) and
     removes what depends on a dropped channel: the batch-norm entries, the next layer's input channels, a
     Linear's columns after a flatten, and, for a residual add, the same channel in every branch. The last
-    layer (the classifier) keeps its outputs. ``layers`` limits which layers lose output channels.
+    layer (the classifier) keeps its outputs. ``layers`` limits which layers lose output channels. ``keep``
+    replaces the L1 rule with your own selector: ``keep(weight, amount)`` returns the indices of the
+    ``int(n * (1 - amount))`` output channels to keep (lab 03 has you write the L1 one).
 
     >>> import labkit as lk
     >>> model, _ = lk.zoo.load("cnn")
@@ -258,6 +285,9 @@ def prune_channels(model, amount: float, data, *, example=None, layers=None, nam
     """
     amount = _check_fraction("amount", amount)
     x, _ = check_data(data)
+    if keep is not None and not callable(keep):
+        raise ValueError(f"keep must be None (the L1 rule) or a function (weight, amount) -> indices to keep, got "
+                         f"{type(keep).__name__}.")
     import copy
     import warnings
 
@@ -273,9 +303,10 @@ def prune_channels(model, amount: float, data, *, example=None, layers=None, nam
         example = x[:1]
     with torch.no_grad():
         expected_shape = tuple(model(example).shape)
+    importance = _filter_l1_importance() if keep is None else _chosen_importance(keep, amount)
     with warnings.catch_warnings(), torch.enable_grad():     # torch-pruning traces with autograd
         warnings.simplefilter("ignore")
-        pruner = tp.pruner.MetaPruner(small, example, importance=_filter_l1_importance(), pruning_ratio=amount,
+        pruner = tp.pruner.MetaPruner(small, example, importance=importance, pruning_ratio=amount,
                                       ignored_layers=ignored, global_pruning=False)
         pruner.step()
     with torch.no_grad():
