@@ -8,7 +8,8 @@ labs is a measurement, and ``lk.compress.compare`` / ``lk.plot.pareto`` put them
   width, with its error), :func:`quantize_weights` (fake-quantise a model's weights), :func:`ort_fp32`,
   :func:`ort_dynamic`, :func:`ort_static` (int8 with a calibration reader over real data), :func:`fp16`.
 - Prune and distil (lab 03): :func:`prune_magnitude`, :func:`sensitivity`, :func:`prune_channels` (really
-  removes channels: a smaller dense model), :func:`finetune`, :func:`train`, :func:`distill`.
+  removes channels: a smaller dense model; ``keep=`` takes your own channel selector), :func:`finetune`,
+  :func:`train`, :func:`distill` (``loss=`` takes your own KD loss).
 
 >>> import labkit as lk
 >>> fq = lk.compress.fake_quant([0.5, -1.0, 0.25], bits=8)
