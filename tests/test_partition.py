@@ -292,6 +292,29 @@ def test_timeline_draws_one_bar_per_segment():
     plt.close("all")
 
 
+def test_timeline_draws_the_rtt_apart_from_the_transfers():
+    """Issue 13: the upload and download bars are bytes / rate only; the RTT is its own two grey halves."""
+    p = lk.profile(lk.zoo.build("resnet"), lk.zoo.example("resnet"))
+    link = lk.link("lte")
+    plan = lk.partition(p, edge="stm32h7", cloud="l4", link=link)
+    assert plan.cloud_layers                                   # the plan uses the cloud, so it pays one RTT
+    dur = {}
+    for seg in plan.timeline:
+        dur.setdefault(seg.lane, []).append(seg.end_s - seg.start_s)
+    assert dur["rtt"] == pytest.approx([0.035, 0.035], rel=1e-12)          # LTE's 70 ms, half each way
+    assert dur["uplink"] == pytest.approx([8 * plan.upload_bytes / 5.85e6], rel=1e-12)
+    assert dur["downlink"] == pytest.approx([8 * plan.download_bytes / 13e6], rel=1e-12)
+    lanes = [seg.lane for seg in plan.timeline]
+    assert lanes.index("uplink") < lanes.index("rtt") < lanes.index("cloud") < len(lanes) - 1 - lanes[::-1].index("rtt")
+    edge_only = lk.partition(p, edge="raspberry-pi-5", cloud="l4", link="3g")
+    assert not edge_only.cloud_layers and [s.lane for s in edge_only.timeline] == ["edge"]   # no RTT drawn
+    ax = lk.plot.timeline([plan, edge_only])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("round-trip" in t for t in legend) and not any("RTT/2" in t and "upload" in t for t in legend)
+    assert [t.get_text() for t in ax.get_yticklabels()][1] == "3g: latency-optimal, all-edge"
+    plt.close("all")
+
+
 # ----------------------------------------------------------------------------------- bad input
 
 def test_bad_input_is_explained():

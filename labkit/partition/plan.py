@@ -55,7 +55,7 @@ class Totals:
 
 @dataclass(frozen=True)
 class Segment:
-    """One bar of a plan's timeline: ``lane`` is "edge", "uplink", "cloud" or "downlink"."""
+    """One bar of a plan's timeline: ``lane`` is "edge", "uplink", "rtt", "cloud" or "downlink"."""
 
     lane: str
     label: str
@@ -296,13 +296,19 @@ class Problem:
 
 
 def timeline_of(tot: Totals) -> tuple[Segment, ...]:
-    """Edge compute, then upload (+ half the RTT), cloud compute, download (+ the other half), in sequence."""
+    """Edge compute, upload, half the RTT, cloud compute, the other half of the RTT, download, in sequence.
+
+    The RTT has lanes of its own ("rtt"): half of it on the way up, half on the way down (the model charges
+    one RTT per inference that uses the cloud; it does not say which way the delay falls).
+    """
     segs, t = [], 0.0
     phases = [("edge", "edge compute", tot.edge_compute_s)]
     if tot.rtt_s or tot.cloud_compute_s:
-        phases += [("uplink", f"upload {tot.upload_bytes:,} B + RTT/2", tot.upload_s + tot.rtt_s / 2),
+        phases += [("uplink", f"upload {tot.upload_bytes:,} B", tot.upload_s),
+                   ("rtt", "RTT/2 (on the way up)", tot.rtt_s / 2),
                    ("cloud", "cloud compute", tot.cloud_compute_s),
-                   ("downlink", f"download {tot.download_bytes:,} B + RTT/2", tot.download_s + tot.rtt_s / 2)]
+                   ("rtt", "RTT/2 (on the way down)", tot.rtt_s / 2),
+                   ("downlink", f"download {tot.download_bytes:,} B", tot.download_s)]
     for lane, label, dur in phases:
         if dur > 0:
             segs.append(Segment(lane, label, t, t + dur))

@@ -107,14 +107,20 @@ def roofline(profile, device, dtype: str = "fp32", ax=None, *, batch: int | None
 
 # ------------------------------------------------------------------------------------- timeline (lab 06)
 
-_LANE_COLOURS = {"edge": "tab:green", "uplink": "tab:orange", "cloud": "tab:blue", "downlink": "tab:purple"}
+# lane -> (colour, hatch, legend text): the legend says exactly what each bar is
+_LANES = {"edge": ("tab:green", "", "edge compute"),
+          "uplink": ("tab:orange", "", "upload (bytes / uplink rate)"),
+          "rtt": ("lightgrey", "//", "half the round-trip time (each way)"),
+          "cloud": ("tab:blue", "", "cloud compute"),
+          "downlink": ("tab:purple", "", "download (bytes / downlink rate)")}
 
 
 def timeline(plan, ax=None, *, baselines: bool = False):
     """Gantt chart of one Plan or a list of Plans from ``lk.partition``: one row each; returns the Axes (lab 06).
 
-    Bars, in sequence: edge compute, upload (+ half the RTT), cloud compute, download (+ the other half),
-    coloured by phase. ``baselines=True`` adds the plan's all-edge and all-cloud rows under it.
+    Bars, in sequence: edge compute, upload, half the RTT (grey, hatched), cloud compute, the other half of
+    the RTT, download, coloured by phase and named in the legend; the RTT is never folded into another bar.
+    ``baselines=True`` adds the plan's all-edge and all-cloud rows under it.
 
     >>> import labkit as lk
     >>> p = lk.profile(lk.zoo.build("mlp"), lk.zoo.example("mlp"))
@@ -134,7 +140,8 @@ def timeline(plan, ax=None, *, baselines: bool = False):
     rows = []                                   # (label, segments)
     for p in plans:
         split = p.split_after
-        where = f"after {split}" if split is not None else f"{len(p.edge_layers)} edge / {len(p.cloud_layers)} cloud"
+        where = ("all-edge" if not p.cloud_layers else "all-cloud" if not p.edge_layers
+                 else f"after {split}" if split is not None else f"{len(p.edge_layers)} edge / {len(p.cloud_layers)} cloud")
         rows.append((f"{p.link}: {p.objective}-optimal, {where}", p.timeline))
         if baselines:
             rows.append((f"{p.link}: all-edge", timeline_of(p.all_edge)))
@@ -144,14 +151,15 @@ def timeline(plan, ax=None, *, baselines: bool = False):
     scale, unit = (1e3, "ms") if max(s.end_s for _, segs in rows for s in segs) < 2 else (1.0, "s")
     for y, (_, segs) in enumerate(rows):
         for seg in segs:
+            colour, hatch, _ = _LANES[seg.lane]
             ax.broken_barh([(seg.start_s * scale, (seg.end_s - seg.start_s) * scale)], (y - 0.35, 0.7),
-                           facecolors=_LANE_COLOURS[seg.lane], edgecolor="black", linewidth=0.4)
+                           facecolors=colour, hatch=hatch, edgecolor="black", linewidth=0.4)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows])
     ax.invert_yaxis()                           # first plan on top
     ax.set_xlabel(f"time ({unit})")
     first = plans[0]
     ax.set_title(f"{first.model}: {first.edge} → {first.cloud}")
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(handles=[Patch(facecolor=c, edgecolor="black", label=lane) for lane, c in _LANE_COLOURS.items()],
+    ax.legend(handles=[Patch(facecolor=c, hatch=h, edgecolor="black", label=text) for c, h, text in _LANES.values()],
               fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return ax
