@@ -28,8 +28,9 @@ def _serve_processes():
     return found
 
 
-# Opt-in until it has passed once: on the shared 2-core machine where it was written, every Ray start crashed the
-# raylet ("Timed out waiting for file .../metrics_agent_port", load average 12-18), so serve() has not run here yet.
+# Opt-in: it starts Serve's controller and two replicas and compares latencies, too heavy and too load-sensitive for
+# every CI run on 2 cores. Where it was written, every Ray start crashed the raylet at load 12-18; on 2026-12-02 it
+# passed here at load 2-3 (35 s, Serve's actors gone after serve()). Run it with LABKIT_TEST_SERVE=1.
 @pytest.mark.skipif(os.environ.get("LABKIT_TEST_SERVE") != "1",
                     reason="Ray Serve twin not yet validated (set LABKIT_TEST_SERVE=1 to run it)")
 def test_served_pool_agrees_with_its_simulation_and_serve_shuts_down(ray_session):
