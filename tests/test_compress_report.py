@@ -138,3 +138,37 @@ def test_pareto_labels_of_tied_points_do_not_overlap():
     ax = lk.plot.pareto([a, b])
     offsets = [t.xyann for t in ax.texts]
     assert offsets[0] != offsets[1]
+
+
+def _extents(ax):
+    ax.figure.canvas.draw()
+    renderer = ax.figure.canvas.get_renderer()
+    return [t.get_window_extent(renderer) for t in ax.texts]
+
+
+def test_pareto_labels_of_a_crowd_never_overlap_and_stay_inside():
+    # lab 02's case: five variants at one accuracy, three of them within a few KiB; plus a tie at 100%
+    reports = [lk.compress.Report(name, size, acc, lat, 1, 1000, 1000) for name, size, acc, lat in (
+        ("fp32 (ONNX)", 705789, 0.9944, 675e-6), ("int8 dynamic", 210481, 0.9944, 34e-3),
+        ("int8 static QDQ", 217853, 0.9944, 485e-6), ("int8 static", 197365, 0.9944, 464e-6),
+        ("fp16", 359947, 0.9944, 761e-6), ("int8 static (copy)", 197400, 1.0, 470e-6))]
+    ax = lk.plot.pareto(reports, n_test=360)
+    boxes = _extents(ax)
+    assert len(boxes) == len(reports)
+    for i, a in enumerate(boxes):
+        assert ax.get_window_extent().contains(a.x0, a.y0) and ax.get_window_extent().contains(a.x1, a.y1)
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+
+
+def test_pareto_accuracy_axis_never_runs_past_100_and_states_the_resolution():
+    reports = [lk.compress.Report("a", 4000, 1.0, 2e-3, 1, 10, 10), lk.compress.Report("b", 1000, 0.99, 1e-3, 1, 10, 10)]
+    ax = lk.plot.pareto(reports, n_test=400)
+    lo, hi = ax.get_ylim()
+    assert hi == 100.0 and lo < 99.0
+    assert "0.25 points" in ax.get_ylabel()
+    from labkit.plot.compress import accuracy_limits
+
+    assert accuracy_limits([50.0]) == (49.5, 50.5)            # one value: half a point either side
+    assert accuracy_limits([0.2, 99.9]) == (0.0, 100.0)       # clipped at both ends
+    assert accuracy_limits([90.0], n_test=50) == (86.0, 94.0)  # two images of 50 = 4 points

@@ -94,3 +94,34 @@ def test_catalog_names_and_a_profiled_model():
     with_flops = sum(1 for lay in p.layers if lay.flops > 0)
     assert len(ax.lines) == 6 and n_points(ax) == 3 * with_flops
     assert "raspberry-pi-5 vs jetson-orin-nano vs h100-sxm" in ax.get_title()
+
+
+def test_blocks_group_layers_by_their_block_and_keep_sandwiched_adds():
+    from labkit.plot.layers import blocks
+
+    names = ["stem.0", "stem.1", "layer1.0.conv", "add", "layer1.0.relu", "add_1", "layer2.conv", "pool", "fc"]
+    # add sits inside layer1; add_1 sits between layer1 and layer2, so it stands alone, as do pool and fc
+    assert blocks(names) == [("stem.0", 0, 1), ("stem.1", 1, 2), ("layer1.0", 2, 5), ("add_1", 5, 6),
+                             ("layer2.conv", 6, 7), ("pool", 7, 8), ("fc", 8, 9)]
+
+
+def test_layer_work_draws_one_bar_and_one_byte_tick_per_layer_with_flops():
+    p = toy_profile()
+    ax = lk.plot.layer_work(p)
+    work = [lay for lay in p.layers if lay.flops > 0]                 # conv, relu, fc: the view does no FLOPs
+    assert [b.get_height() for b in ax.patches if b.get_height() > 0][:3] == [lay.flops for lay in work]
+    ticks = ax.lines[0]
+    # 4 bytes (fp32) x (weight + input + output elements), by hand
+    assert list(ticks.get_ydata()) == [4 * 12_000, 4 * 16_000, 4 * 88_010]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["conv", "relu", "fc"]
+    assert all(t.get_fontsize() >= 8 for t in ax.get_xticklabels())
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["conv FLOPs", "elementwise FLOPs", "matmul FLOPs", "bytes moved"]
+
+
+def test_layer_work_labels_few_ticks_on_a_long_model():
+    names = [f"block{i}.op" for i in range(60)]
+    layers = tuple(lk.Layer(n, n, "conv", ("input",), 10, 20, 4, 4, 8, 8) for n in names)
+    p = lk.Profile("long", "torch", 1, "fp32", layers, params=60, input_elems=2, output_elems=2)
+    ax = lk.plot.layer_work(p)
+    assert len(ax.get_xticklabels()) <= 21 and "every" in ax.get_xlabel()
