@@ -115,10 +115,6 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         p[has_op, :3] += delta[lay_op[has_op]]
         return np.exp(p)                                             # (layers, 4)
 
-    def layer_rate(x):
-        call, cls, delta = unpack(x)
-        return layer_params(cls, delta)[:, 2]
-
     def layer_terms(x):
         call, cls, delta = unpack(x)
         p = layer_params(cls, delta)
@@ -126,10 +122,11 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         work_s = compute + memory if not overlap else np.maximum(compute, memory)
         calls_s = lay_k * p[:, 3]
         total = np.bincount(lay_point, weights=p[:, 0] + work_s + calls_s, minlength=len(t))
-        return np.exp(call), p[:, 0], compute, memory, total + np.exp(call), delta, calls_s
+        capped = p[:, 2] >= lay_cap                   # the tier, not the fit's rate, sets the memory time
+        return np.exp(call), p[:, 0], compute, memory, total + np.exp(call), delta, calls_s, capped
 
     def residuals(x):
-        _, _, _, _, total, delta, _ = layer_terms(x)
+        _, _, _, _, total, delta, _, _ = layer_terms(x)
         return np.concatenate([point_w * np.log(total / t), PRIOR_WEIGHT * delta.ravel()])
 
     # the Jacobian by hand (a numerical one costs a residual per parameter): d log(total_p) / d x =
@@ -142,15 +139,14 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
                               (lay_point[has_op][:, None] * n_x + op_cols).ravel()])
 
     def jacobian(x):
-        call_s, startup, compute, memory, total, _, calls_s = layer_terms(x)
+        call_s, startup, compute, memory, total, _, calls_s, capped = layer_terms(x)
         d = np.zeros((len(lay_point), 4))                          # d layer_s / d (log s, log F, log B, log k)
         d[:, 0] = startup
         d[:, 3] = calls_s
         if not overlap:     # a capped layer's memory time does not move with the fit's rate
-            d[:, 1], d[:, 2] = -compute, np.where(layer_rate(x) < lay_cap, -memory, 0.0)
+            d[:, 1], d[:, 2] = -compute, np.where(capped, 0.0, -memory)
         else:
             bound_c = compute >= memory
-            capped = layer_rate(x) >= lay_cap
             d[rows, np.where(bound_c, 1, 2)] = -np.where(bound_c, compute, np.where(capped, 0.0, memory))
         jac = np.zeros((len(t) + 3 * n_o, n_x))
         # scatter-add each layer's derivatives into its point's row: one bincount over (point, column)

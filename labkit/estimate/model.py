@@ -184,10 +184,10 @@ def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None) -> t
         # calibrated: Hockney-style start-up + rate per op class, fitted on this machine (OpFit owns the formula),
         # its bytes capped by the memory tier its working set streams from, plus faulting in a fresh output
         cap = tier_bytes_per_s(device.mem_tiers, nbytes)
-        compute_s = layer.flops / fit.flops_per_s if layer.flops else 0.0
-        memory_s = nbytes / min(fit.bytes_per_s, cap) if nbytes else 0.0
+        compute_s, memory_s = fit.terms(layer.flops, nbytes, cap)
         fresh_s = fresh_output_s(device.fresh_output, int(layer.output_elems * DTYPE_BYTES[dtype]))
-        return fit.time_s(layer.flops, nbytes, cap, layer.kernel_calls) + fresh_s, "compute" if compute_s > memory_s else "memory"
+        latency_s = fit.time_s(layer.flops, nbytes, cap, layer.kernel_calls) + fresh_s
+        return latency_s, "compute" if compute_s > memory_s else "memory"
     peak = peak_flops(device, dtype) * device.eff_compute
     if util is not None:
         peak *= util              # padded tiles and fill/drain cycles do no useful work

@@ -60,10 +60,20 @@ class OpFit:
         >>> round(OpFit(0, 1e10, 1e9, overlap=False).time_s(0, 1e4, cap_bytes_per_s=5e8), 9)   # 1e4 B at 0.5 GB/s
         2e-05
         """
-        compute_s = flops / self.flops_per_s if flops else 0.0
-        memory_s = nbytes / min(self.bytes_per_s, cap_bytes_per_s) if nbytes else 0.0
+        compute_s, memory_s = self.terms(flops, nbytes, cap_bytes_per_s)
         work_s = max(compute_s, memory_s) if self.overlap else compute_s + memory_s
         return self.startup_s + calls * self.kernel_call_s + work_s
+
+    def terms(self, flops: float, nbytes: float, cap_bytes_per_s: float = math.inf) -> tuple[float, float]:
+        """``(compute_s, memory_s)`` of one layer under this fit: what ``time_s`` adds (or overlaps), and what
+        decides whether lk.estimate calls the layer compute- or memory-bound.
+
+        >>> OpFit(0, 1e10, 1e9).terms(1e6, 1e4, cap_bytes_per_s=5e8)
+        (0.0001, 2e-05)
+        """
+        compute_s = flops / self.flops_per_s if flops else 0.0
+        memory_s = nbytes / min(self.bytes_per_s, cap_bytes_per_s) if nbytes else 0.0
+        return compute_s, memory_s
 
 
 def tier_bytes_per_s(tiers, nbytes: float) -> float:

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from labkit.args import check_int, namespace, unknown_name
+from labkit.args import Number, check, check_int, namespace, unknown_name
 
 SPLITS = ("train", "test")
 DIGIT_SIZES = (8, 32)
@@ -47,13 +47,10 @@ def digits(split: str = "train", size: int = 8, seed: int = 0):
     ((1437, 1, 32, 32), 9)
     """
     _check_split(split)
-    if size not in DIGIT_SIZES:
-        raise ValueError(f"size must be one of {DIGIT_SIZES} (8 = as bundled, 32 = for cnn/mobilenet/resnet), "
-                         f"got {size!r}.")
+    _check_size(size)
     seed = check_int("seed", seed, 0)
     import numpy as np
     import torch
-    import torch.nn.functional as F
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -63,9 +60,22 @@ def digits(split: str = "train", size: int = 8, seed: int = 0):
     parts = train_test_split(images, labels, test_size=TEST_FRACTION, stratify=labels, random_state=seed)
     x_np, y_np = (parts[0], parts[2]) if split == "train" else (parts[1], parts[3])
     x = torch.from_numpy(np.ascontiguousarray(x_np)).unsqueeze(1)   # (N, 1, 8, 8)
+    return _resize(x, size), torch.from_numpy(np.ascontiguousarray(y_np))
+
+
+def _check_size(size) -> None:
+    if size not in DIGIT_SIZES:
+        raise ValueError(f"size must be one of {DIGIT_SIZES} (8 = as bundled, 32 = for cnn/mobilenet/resnet), "
+                         f"got {size!r}.")
+
+
+def _resize(x, size: int):
+    """(N, 1, 8, 8) digits at ``size`` x ``size``: bilinear (align_corners=False), kept in [0, 1]."""
     if size != 8:
+        import torch.nn.functional as F
+
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
-    return x.contiguous(), torch.from_numpy(np.ascontiguousarray(y_np))
+    return x.contiguous()
 
 
 def noisy_digits(size: int = 8, copies: int = NOISY_COPIES, sigma: float = NOISY_SIGMA, seed: int = 0):
@@ -82,24 +92,19 @@ def noisy_digits(size: int = 8, copies: int = NOISY_COPIES, sigma: float = NOISY
     >>> tuple(x.shape), len(y), bool(0 <= x.min() and x.max() <= 1)
     ((1800, 1, 32, 32), 1800, True)
     """
-    if size not in DIGIT_SIZES:
-        raise ValueError(f"size must be one of {DIGIT_SIZES}, got {size!r}.")
+    _check_size(size)
     copies = check_int("copies", copies, 1)
     seed = check_int("seed", seed, 0)
-    if not (isinstance(sigma, (int, float)) and 0 <= sigma < 10):
-        raise ValueError(f"sigma must be a number in [0, 10) (pixels are in [0, 1]), got {sigma!r}.")
+    sigma = check("sigma (Gaussian pixel noise; pixels are in [0, 1])", sigma, Number(low=0, high=10, high_open=True))
     import numpy as np
     import torch
-    import torch.nn.functional as F
 
     x8, y = digits("test", size=8)
     rng = np.random.default_rng([seed, 7])
     clean = np.tile(x8.numpy(), (copies, 1, 1, 1))                     # (copies * 360, 1, 8, 8)
     noise = rng.standard_normal(clean.shape).astype(np.float32) * np.float32(sigma)
     x = torch.from_numpy(np.clip(clean + noise, 0.0, 1.0).astype(np.float32))
-    if size != 8:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
-    return x.contiguous(), y.repeat(copies)
+    return _resize(x, size), y.repeat(copies)
 
 
 def tokens(split: str = "train", n: int | None = None, seed: int = 0):
