@@ -101,8 +101,8 @@ def test_fit_predicts_its_own_micro_benchmarks(cache):
     assert len(errors) == len(microbench.benches(quick=True)) + n_nets
     # the stored predictions are the fitted formula's: an independent recomputation for each one-layer point
     # (torch: every single-op benchmark is one layer), call cost once, compute and memory added, the bytes rate
-    # capped by the memory tier of the working set; a depthwise layer also pays per kernel call (not stored in
-    # the point: its prediction can only be larger)
+    # capped by the memory tier of the working set; a depthwise layer also pays per kernel call, and a GEMM per
+    # packed weight (not stored in the point: its prediction can only be larger)
     call = cal.fits["call"].startup_s
     assert cal.mem_tiers and all(r > 1e9 for _, r in cal.mem_tiers)
     for name, label, keys, _, flops, nbytes, _, pred in cal.points:
@@ -112,7 +112,7 @@ def test_fit_predicts_its_own_micro_benchmarks(cache):
         f = cal.fits[own[0] if own else keys]
         rate = min(f.bytes_per_s, lk.targets.tier_bytes_per_s(cal.mem_tiers, nbytes))
         want = call + f.startup_s + flops / f.flops_per_s + nbytes / rate
-        if f.kernel_call_s:
+        if f.kernel_call_s or f.weight_s or f.small_gemm_weight_s or f.small_image_gemm_weight_s:
             assert pred >= want * (1 - 1e-9), name
         else:
             assert pred == pytest.approx(want), name
@@ -186,6 +186,61 @@ def test_fit_recovers_kernel_calls_and_rates_under_memory_tiers(monkeypatch):
         for field in ("startup_s", "flops_per_s", "bytes_per_s", "kernel_call_s"):
             assert getattr(got[cls], field) == pytest.approx(getattr(truth[cls], field), rel=1e-3), (cls, field)
     assert got["call"].startup_s == pytest.approx(3e-6, rel=1e-3)
+
+
+def test_fit_recovers_packed_and_small_gemm_weight_costs(monkeypatch):
+    # synthetic GEMM calls where every weight is packed per call (rows >= 2) and a GEMM of few rows pays more
+    # per weight: the fit recovers both per-weight costs beside the rates; rows 1 (a matrix-vector product) pays
+    # neither, so the three kinds of point separate the terms
+    from labkit.targets import OpFit
+
+    monkeypatch.setattr(costfit, "PRIOR_WEIGHT", 1e-6)
+    truth = {"matmul": OpFit(2e-6, 5e10, 8e10, overlap=False, weight_s=3e-10, small_gemm_weight_s=5e-10),
+             "call": OpFit(3e-6, 1, 1, overlap=False)}
+    points = []
+    for i, (k, n) in enumerate([(64, 64), (256, 128), (512, 512), (1024, 256), (192, 576), (128, 1024)]):
+        for rows in (1, 4, 9, 16, 64, 256):
+            w = k * n
+            packed = w if rows >= 2 else 0
+            work = [("matmul", "linear", 2 * rows * w, 4 * (w + rows * (k + n)), 0, packed,
+                     packed if rows < 16 else 0)] * (1 + i % 2)
+            points.append((f"mm{i}.{rows}", work, costfit.predict(work, truth, call=True)))
+    # convs on small maps: the per-image small-GEMM cost (ONNX Runtime's) beside the per-call one (torch's)
+    truth["conv"] = OpFit(5e-6, 1e11, 5e10, overlap=False, weight_s=1e-10, small_gemm_weight_s=4e-10,
+                          small_image_gemm_weight_s=2e-10)
+    for i, (c, hw) in enumerate([(64, 2), (128, 3), (256, 2), (96, 4), (192, 8), (32, 16)]):
+        w = 9 * c * c
+        for images in (1, 8, 32):
+            rows = images * hw * hw
+            work = [("conv", "conv2d", 2 * rows * w, 4 * (w + 2 * rows * c), 0, w, w if rows < 16 else 0,
+                     w * images if hw * hw < 16 else 0)]
+            points.append((f"conv{i}.{images}", work, costfit.predict(work, truth, call=True)))
+    got = costfit.fit(points)
+    for cls, fields in (("matmul", ("startup_s", "flops_per_s", "bytes_per_s", "weight_s", "small_gemm_weight_s")),
+                        ("conv", ("startup_s", "flops_per_s", "bytes_per_s", "weight_s", "small_gemm_weight_s",
+                                  "small_image_gemm_weight_s"))):
+        for field in fields:
+            assert getattr(got[cls], field) == pytest.approx(getattr(truth[cls], field), rel=1e-3), (cls, field)
+    assert got["matmul"].kernel_call_s == 0.0           # no layer makes kernel calls: nothing to report
+    assert got["matmul"].small_image_gemm_weight_s == 0.0
+
+
+def test_layer_gemm_rows_and_packed_weights():
+    # rows = MACs per weight: a conv's batch x output pixels, a linear's tokens; GEMV (1 row) packs nothing,
+    # depthwise convs are not GEMMs; below 16 rows the weights also count as a small GEMM's
+    conv = lk.profile(torch.nn.Conv2d(256, 256, 3, padding=1, bias=False), torch.zeros(1, 256, 2, 2)).layers[0]
+    assert (conv.gemm_rows, conv.packed_weights, conv.small_gemm_weights) == (4, 256 * 256 * 9, 256 * 256 * 9)
+    big = lk.profile(torch.nn.Conv2d(256, 256, 3, padding=1, bias=False), torch.zeros(1, 256, 2, 2)).at_batch(32)
+    assert (big.layers[0].gemm_rows, big.layers[0].small_gemm_weights) == (128, 0)
+    tokens = lk.profile(torch.nn.Linear(192, 576), torch.zeros(1, 17, 192)).layers[0]
+    assert (tokens.gemm_rows, tokens.packed_weights, tokens.small_gemm_weights) == (17, 192 * 576 + 576, 0)
+    gemv = lk.profile(torch.nn.Linear(192, 576), torch.zeros(1, 192)).layers[0]
+    assert (gemv.gemm_rows, gemv.packed_weights) == (1, 0)
+    dw = lk.profile(torch.nn.Conv2d(32, 32, 3, groups=32), torch.zeros(1, 32, 8, 8)).layers[0]
+    assert dw.unit_counts == (32, 0, 0, 0)
+    # per image: a conv on 2x2 maps is a small GEMM in every image, at any batch; a linear never is
+    assert (conv.small_image_gemm_weights, big.layers[0].small_image_gemm_weights) == (256 * 256 * 9, 32 * 256 * 256 * 9)
+    assert tokens.small_image_gemm_weights == 0
 
 
 def test_estimate_prices_memory_tiers_and_fresh_outputs():

@@ -3,7 +3,9 @@
 The model is labkit.estimate's, for a model call of layers l = 1..L:
 
     t_call = call_s + sum_l  startup(l) + flops_l / flops_per_s(l) + bytes_l / min(bytes_per_s(l), tier(bytes_l))
-                             + kernel_calls_l * kernel_call_s(l)
+                             + kernel_calls_l * kernel_call_s(l) + packed_weights_l * weight_s(l)
+                             + small_gemm_weights_l * small_gemm_weight_s(l)
+                             + small_image_gemm_weights_l * small_image_gemm_weight_s(l)
 
 where (startup, flops_per_s, bytes_per_s) is the fit of the layer's op ("pool/maxpool") if there is one,
 else of its op class ("pool") — Hockney's r∞ / n½ idea, one per kernel family — and ``call_s`` (the fit
@@ -17,7 +19,11 @@ better than max(compute, memory) did, for both runtimes.
 tier_bytes_per_s`` of the measured tiers): the micro-benchmarks run on cache-sized data, and a rate fitted there
 cannot hold for a 200 MB activation streamed from DRAM. ``kernel_calls`` (channels x images of a depthwise
 convolution; ``Layer.kernel_calls``) prices ONNX Runtime's loop of one small kernel per channel and image;
-``kernel_call_s`` is fitted per class and is 0 for classes without such layers.
+``packed_weights`` (``Layer.packed_weights``) prices a GEMM kernel packing its weights on every call (torch does,
+for a linear at >= 2 rows and a conv's weight reorder; ONNX Runtime packs once per session), and
+``small_gemm_weights`` a GEMM of fewer than 16 rows, where BLAS kernels run far below their rate (a 3x3 conv on
+a 2x2 map at batch 1 in torch), and ``small_image_gemm_weights`` the same once per image (ONNX Runtime runs a
+conv as one GEMM per image, so a 2x2 map is slow at batch 32 too). These four per-unit costs are fitted per class and are 0 for classes without such layers.
 
 Every benchmark is a model call: a single op, or a random synthetic network of tens of layers. All the
 parameters are fitted *jointly*, so a network's total time constrains every class in it at once:
@@ -41,7 +47,10 @@ from labkit.targets import OpFit, call_s, fit_for, tier_bytes_per_s
 PRIOR_WEIGHT = 0.3      # pull of an op's fit towards its class's, per log unit (e^1 = 2.7x)
 LOSS_SCALE = 0.1        # soft-L1 switches from squared to linear beyond ~10% error
 MIN_OP_LAYERS = 4       # an op gets its own fit when at least this many layers in the benchmarks use it
-MIN_KERNEL_CALL_S = 1e-11   # the lower bound of a per-kernel-call cost: practically none
+MIN_UNIT_S = 1e-14          # the lower bound of a per-unit cost (kernel call, packed weight): practically none
+UNITS = 4                   # per-unit costs per class: kernel calls, packed weights, small-GEMM weights (per
+                            # call and per image)
+UNIT_FIELDS = ("kernel_call_s", "weight_s", "small_gemm_weight_s", "small_image_gemm_weight_s")
 
 
 def predict(work, fits: Mapping[str, OpFit], call: bool = False, tiers=()) -> float:
@@ -53,8 +62,7 @@ def predict(work, fits: Mapping[str, OpFit], call: bool = False, tiers=()) -> fl
     >>> round(predict([("conv", "conv2d", 10**6, 10**4)], fits, call=True) * 1e6, 3)   # 20 + 10 + 100 µs
     130.0
     """
-    total = sum(fit_for(fits, c, op).time_s(f, b, tier_bytes_per_s(tiers, b), k[0] if k else 0)
-                for c, op, f, b, *k in work)
+    total = sum(fit_for(fits, c, op).time_s(f, b, tier_bytes_per_s(tiers, b), *k) for c, op, f, b, *k in work)
     return total + (call_s(fits) if call else 0.0)
 
 
@@ -62,7 +70,8 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         weights=None, overlap: bool = False, tiers=()) -> dict[str, OpFit]:
     """Fit every op class (and every op with enough layers) jointly on `points`.
 
-    `points`: (name, work, measured_s) with work a list of (op_class, op, flops, bytes) per layer; each
+    `points`: (name, work, measured_s) with work a list of (op_class, op, flops, bytes, *unit counts) per
+    layer (the unit counts, ``Layer.unit_counts``, may be left out: 0); each
     point is one model call (``call_s`` counted once when `with_call`, fitted as the "call" key).
     `weights` (one per point) weigh the squared residuals; `overlap` picks max(compute, memory) over their
     sum; `tiers` cap each layer's bytes rate by the memory tier of its working set, as lk.estimate does.
@@ -93,35 +102,38 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
             lay_op.append(op_ix.get((c, op), -1))
             lay_f.append(float(f))
             lay_b.append(float(b))
-            lay_k.append(float(k[0]) if k else 0.0)
+            lay_k.append([float(v) for v in k] + [0.0] * (UNITS - len(k)))
     lay_point, lay_cls, lay_op = np.array(lay_point, int), np.array(lay_cls, int), np.array(lay_op, int)
-    lay_f, lay_b, lay_k = np.array(lay_f), np.array(lay_b), np.array(lay_k)
-    has_calls = np.bincount(lay_cls, weights=lay_k, minlength=len(classes)) > 0     # classes with kernel calls
+    lay_f, lay_b, lay_k = np.array(lay_f), np.array(lay_b), np.array(lay_k).reshape(-1, UNITS)
+    has_units = np.stack([np.bincount(lay_cls, weights=lay_k[:, u], minlength=len(classes)) > 0
+                          for u in range(UNITS)], axis=1)                 # (classes, units): any layer has them
     lay_cap = np.array([tier_bytes_per_s(tiers, b) for b in lay_b])
     t = np.array([p[2] for p in points], dtype=float)
     n_c, n_o = len(classes), len(ops)
     has_op = lay_op >= 0
 
-    # parameters: [log call_s] + 4 per class (log startup, log flops/s, log bytes/s, log kernel_call_s)
-    # + 3 deltas per op (its class's kernel_call_s is the op's)
+    # parameters: [log call_s] + P per class (log startup, log flops/s, log bytes/s, log of each per-unit cost)
+    # + 3 deltas per op (its class's per-unit costs are the op's)
+    P = 3 + UNITS
+
     def unpack(x):
         call = x[0] if with_call else -np.inf
-        cls = x[1:1 + 4 * n_c].reshape(n_c, 4)
-        delta = x[1 + 4 * n_c:].reshape(n_o, 3)
+        cls = x[1:1 + P * n_c].reshape(n_c, P)
+        delta = x[1 + P * n_c:].reshape(n_o, 3)
         return call, cls, delta
 
     def layer_params(cls, delta):
         p = cls[lay_cls].copy()
         p[has_op, :3] += delta[lay_op[has_op]]
-        return np.exp(p)                                             # (layers, 4)
+        return np.exp(p)                                             # (layers, P)
 
     def layer_terms(x):
         call, cls, delta = unpack(x)
         p = layer_params(cls, delta)
         compute, memory = lay_f / p[:, 1], lay_b / np.minimum(p[:, 2], lay_cap)
         work_s = compute + memory if not overlap else np.maximum(compute, memory)
-        calls_s = lay_k * p[:, 3]
-        total = np.bincount(lay_point, weights=p[:, 0] + work_s + calls_s, minlength=len(t))
+        calls_s = lay_k * p[:, 3:]                                   # (layers, UNITS)
+        total = np.bincount(lay_point, weights=p[:, 0] + work_s + calls_s.sum(axis=1), minlength=len(t))
         capped = p[:, 2] >= lay_cap                   # the tier, not the fit's rate, sets the memory time
         return np.exp(call), p[:, 0], compute, memory, total + np.exp(call), delta, calls_s, capped
 
@@ -131,18 +143,18 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
 
     # the Jacobian by hand (a numerical one costs a residual per parameter): d log(total_p) / d x =
     # (d total_p / d x) / total_p, with d startup / d log startup = startup, d (f / F) / d log F = -f / F
-    n_x = 1 + 4 * n_c + 3 * n_o
+    n_x = 1 + P * n_c + 3 * n_o
     rows = np.arange(len(lay_point))
-    cls_cols = (1 + 4 * lay_cls)[:, None] + np.arange(4)                                  # (layers, 4)
-    op_cols = (1 + 4 * n_c + 3 * lay_op[has_op])[:, None] + np.arange(3)                  # (op layers, 3)
+    cls_cols = (1 + P * lay_cls)[:, None] + np.arange(P)                                  # (layers, P)
+    op_cols = (1 + P * n_c + 3 * lay_op[has_op])[:, None] + np.arange(3)                  # (op layers, 3)
     flat_ix = np.concatenate([(lay_point[:, None] * n_x + cls_cols).ravel(),
                               (lay_point[has_op][:, None] * n_x + op_cols).ravel()])
 
     def jacobian(x):
         call_s, startup, compute, memory, total, _, calls_s, capped = layer_terms(x)
-        d = np.zeros((len(lay_point), 4))                          # d layer_s / d (log s, log F, log B, log k)
+        d = np.zeros((len(lay_point), P))                  # d layer_s / d (log s, log F, log B, log unit costs)
         d[:, 0] = startup
-        d[:, 3] = calls_s
+        d[:, 3:] = calls_s
         if not overlap:     # a capped layer's memory time does not move with the fit's rate
             d[:, 1], d[:, 2] = -compute, np.where(capped, 0.0, -memory)
         else:
@@ -155,32 +167,33 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         if with_call:
             jac[:len(t), 0] = call_s
         jac[:len(t)] *= (point_w / total)[:, None]
-        jac[len(t):, 1 + 4 * n_c:] = PRIOR_WEIGHT * np.eye(3 * n_o)
+        jac[len(t):, 1 + P * n_c:] = PRIOR_WEIGHT * np.eye(3 * n_o)
         return jac
 
-    lo_cls = np.log([min_startup_s, 1e7, 1e7, MIN_KERNEL_CALL_S])
-    hi_cls = np.log([1e-2, max_flops_per_s, 1e13, 1e-3])
+    lo_cls = np.log([min_startup_s, 1e7, 1e7] + [MIN_UNIT_S] * UNITS)
+    hi_cls = np.log([1e-2, max_flops_per_s, 1e13] + [1e-3] * UNITS)
     lo = np.concatenate([[np.log(1e-8)], np.tile(lo_cls, n_c), np.full(3 * n_o, -6.0)])
     hi = np.concatenate([[np.log(1e-2)], np.tile(hi_cls, n_c), np.full(3 * n_o, 6.0)])
     best = None
     for startup, rate_frac in ((3.0, 0.3), (10.0, 0.1), (1.5, 1.0)):
         x0 = np.concatenate([[np.log(max(min(t.min(), 1e-3) * 0.5, 2e-8))],
                              np.tile(np.log([max(min_startup_s * startup, 1e-7), max_flops_per_s / 1.5 * rate_frac,
-                                             1e10 * rate_frac, 1e-8]), n_c), np.zeros(3 * n_o)])
+                                             1e10 * rate_frac] + [1e-8, 1e-11, 1e-11, 1e-11]), n_c), np.zeros(3 * n_o)])
         sol = least_squares(residuals, np.clip(x0, lo + 1e-9, hi - 1e-9), bounds=(lo, hi), jac=jacobian,
                             loss="soft_l1", f_scale=LOSS_SCALE, max_nfev=200, tr_solver="lsmr")
         if best is None or sol.cost < best.cost:
             best = sol
     call, cls, delta = unpack(best.x)
 
-    def kernel_call_s(i):       # a class none of whose layers makes kernel calls has no such cost to report
-        return float(np.exp(cls[i, 3])) if has_calls[i] else 0.0
+    def unit_costs(i):       # a class none of whose layers has a unit (kernel calls, ...) has no such cost to report
+        costs = [float(np.exp(cls[i, 3 + u])) if has_units[i, u] else 0.0 for u in range(UNITS)]
+        return dict(zip(UNIT_FIELDS, costs))
 
-    fits = {c: OpFit(*(float(v) for v in np.exp(cls[i, :3])), overlap=overlap, kernel_call_s=kernel_call_s(i))
+    fits = {c: OpFit(*(float(v) for v in np.exp(cls[i, :3])), overlap=overlap, **unit_costs(i))
             for i, c in enumerate(classes)}
     for (c, op), i in op_ix.items():
         fits[f"{c}/{op}"] = OpFit(*(float(v) for v in np.exp(cls[cls_ix[c], :3] + delta[i])), overlap=overlap,
-                                  kernel_call_s=kernel_call_s(cls_ix[c]))
+                                  **unit_costs(cls_ix[c]))
     if with_call:   # its rates are never used: labkit.estimate adds its start-up once per model call
         fits["call"] = OpFit(float(np.exp(call)), max_flops_per_s, 1e13, overlap=overlap)
     return fits

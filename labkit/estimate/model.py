@@ -186,7 +186,7 @@ def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None) -> t
         cap = tier_bytes_per_s(device.mem_tiers, nbytes)
         compute_s, memory_s = fit.terms(layer.flops, nbytes, cap)
         fresh_s = fresh_output_s(device.fresh_output, int(layer.output_elems * DTYPE_BYTES[dtype]))
-        latency_s = fit.time_s(layer.flops, nbytes, cap, layer.kernel_calls) + fresh_s
+        latency_s = fit.time_s(layer.flops, nbytes, cap, *layer.unit_counts) + fresh_s
         return latency_s, "compute" if compute_s > memory_s else "memory"
     peak = peak_flops(device, dtype) * device.eff_compute
     if util is not None:

@@ -12,6 +12,8 @@ _new = object.__new__
 
 # Op classes: the kernels differ by class, so the calibrated model fits one start-up + rate per class.
 OP_CLASSES = ("conv", "dwconv", "matmul", "attention", "elementwise", "norm", "pool", "memory")
+GEMM_CLASSES = ("conv", "matmul")   # op classes whose weighted layers run as a GEMM (depthwise convs do not)
+SMALL_GEMM_ROWS = 16                # below this many rows, CPU GEMM kernels run far below their rate
 
 @dataclass(frozen=True)
 class Layer:
@@ -64,6 +66,46 @@ class Layer:
         if self.gemm is None or self.op_class != "dwconv" or not self.output_shape:
             return 0
         return int(self.gemm[0]) * int(self.output_shape[0])
+
+    @property
+    def gemm_rows(self) -> int:
+        """Rows that stream through each weight matrix of a weighted conv or matmul (macs / weights: a conv's
+        batch x output pixels, a linear's tokens); 0 for other layers."""
+        if self.op_class not in GEMM_CLASSES or not self.weight_elems or not self.macs:
+            return 0
+        return max(1, round(self.macs / self.weight_elems))
+
+    @property
+    def packed_weights(self) -> int:
+        """Weights a CPU GEMM kernel packs into its own layout on every call: those of a weighted conv or
+        matmul with at least 2 rows (one row is a matrix-vector product, which reads the weights as they are);
+        0 for other layers. A calibrated fit prices each (``OpFit.weight_s``): torch re-packs them per call,
+        ONNX Runtime once per session."""
+        return int(self.weight_elems) if self.gemm_rows >= 2 else 0
+
+    @property
+    def small_gemm_weights(self) -> int:
+        """The packed weights of a GEMM with fewer than SMALL_GEMM_ROWS rows, where CPU kernels fall far below
+        their rate (measured in lab 00's machine: a 3x3 conv on a 2x2 map at batch 1 runs as a 4-row GEMM at
+        12 GFLOP/s, against ~130 at 16 rows); priced by ``OpFit.small_gemm_weight_s``."""
+        return self.packed_weights if self.gemm_rows < SMALL_GEMM_ROWS else 0
+
+    @property
+    def small_image_gemm_weights(self) -> int:
+        """A conv's weights once per image when each image's output map has fewer than SMALL_GEMM_ROWS pixels:
+        a runtime that runs a conv as one GEMM per image (ONNX Runtime does) pays the small-GEMM slowdown per
+        image, even at batch 32 (measured in lab 00's machine: a 3x3 conv on 2x2 maps runs at ~37 GFLOP/s at any
+        batch there); priced by ``OpFit.small_image_gemm_weight_s``."""
+        if self.op_class != "conv" or not self.packed_weights or not self.output_shape:
+            return 0
+        images = int(self.output_shape[0])
+        return self.packed_weights * images if self.gemm_rows < SMALL_GEMM_ROWS * images else 0
+
+    @property
+    def unit_counts(self) -> tuple[int, int, int, int]:
+        """``(kernel_calls, packed_weights, small_gemm_weights, small_image_gemm_weights)``: what a calibrated
+        fit prices per unit, beside the FLOPs and bytes (``OpFit.time_s``)."""
+        return self.kernel_calls, self.packed_weights, self.small_gemm_weights, self.small_image_gemm_weights
 
 
 @dataclass(frozen=True)

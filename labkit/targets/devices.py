@@ -39,19 +39,28 @@ class OpFit:
     ``t = startup_s + max(flops / flops_per_s, bytes / bytes_per_s)``, or with ``overlap=False`` (compute
     and data movement one after the other, as small CPU kernels run: labkit.calibration.calibrate's fits)
     ``t = startup_s + flops / flops_per_s + bytes / bytes_per_s``; plus ``kernel_call_s`` per small kernel a
-    depthwise convolution runs as (``Layer.kernel_calls``: channels x images)."""
+    depthwise convolution runs as (``Layer.kernel_calls``: channels x images), ``weight_s`` per weight a GEMM
+    packs on each call (``Layer.packed_weights``), ``small_gemm_weight_s`` more per weight of a GEMM with
+    few rows (``Layer.small_gemm_weights``), and ``small_image_gemm_weight_s`` per weight and image of a conv
+    on maps of few pixels (``Layer.small_image_gemm_weights``)."""
 
     startup_s: float
     flops_per_s: float
     bytes_per_s: float
     overlap: bool = True
     kernel_call_s: float = 0.0
+    weight_s: float = 0.0
+    small_gemm_weight_s: float = 0.0
+    small_image_gemm_weight_s: float = 0.0
 
-    def time_s(self, flops: float, nbytes: float, cap_bytes_per_s: float = math.inf, calls: int = 0) -> float:
+    def time_s(self, flops: float, nbytes: float, cap_bytes_per_s: float = math.inf, calls: int = 0,
+               weights: int = 0, small_weights: int = 0, image_weights: int = 0) -> float:
         """Seconds for one layer of `flops` and `nbytes` under this fit: the one owner of the calibrated formula
         (``lk.estimate``'s layer_time and the calibration's fit both use it). `cap_bytes_per_s` is what the
         memory tier holding the layer's working set delivers (``tier_bytes_per_s``): the fit's rate, measured
-        on cache-sized data, cannot beat it. `calls` is the layer's ``kernel_calls``.
+        on cache-sized data, cannot beat it. `calls`, `weights`, `small_weights` and `image_weights` are the
+        layer's ``unit_counts`` (kernel calls, packed weights, weights of a GEMM with few rows, and of a conv on
+        small maps once per image).
 
         >>> OpFit(1e-5, 1e10, 1e9).time_s(1e6, 1e4)                  # 10 µs + max(100 µs, 10 µs)
         0.00011
@@ -59,10 +68,14 @@ class OpFit:
         0.00012
         >>> round(OpFit(0, 1e10, 1e9, overlap=False).time_s(0, 1e4, cap_bytes_per_s=5e8), 9)   # 1e4 B at 0.5 GB/s
         2e-05
+        >>> round(OpFit(0, 1e10, 1e9, weight_s=3e-10).time_s(0, 0, weights=10**6) * 1e6, 3)   # 1M weights packed
+        300.0
         """
         compute_s, memory_s = self.terms(flops, nbytes, cap_bytes_per_s)
         work_s = max(compute_s, memory_s) if self.overlap else compute_s + memory_s
-        return self.startup_s + calls * self.kernel_call_s + work_s
+        return (self.startup_s + calls * self.kernel_call_s + weights * self.weight_s
+                + small_weights * self.small_gemm_weight_s + image_weights * self.small_image_gemm_weight_s
+                + work_s)
 
     def terms(self, flops: float, nbytes: float, cap_bytes_per_s: float = math.inf) -> tuple[float, float]:
         """``(compute_s, memory_s)`` of one layer under this fit: what ``time_s`` adds (or overlaps), and what
