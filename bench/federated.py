@@ -11,8 +11,10 @@ Not a test (nothing here is asserted): prints
 McMahan et al. (AISTATS 2017) report 10-100x fewer rounds for FedAvg than FedSGD. Their clients
 hold 600 examples; ours hold ~14 (1,437 digits over 100 clients), so one FedAvg round does about
 E * n_k / B ≈ 7 local steps (u in the paper's terms) where theirs does 300: the advantage is capped by u here.
+So the table is printed twice: at the paper's K = 100 clients (lab 10's setting), and at K = 20 clients of ~72
+digits each (u ≈ 36, nearer the paper's regime; C = 0.1 is then 2 clients a round).
 
-    .venv/bin/python bench/federated.py [--rounds 300] [--target 0.93] [--no-ray]
+    .venv/bin/python bench/federated.py [--rounds 300] [--target 0.90] [--no-ray]
 """
 
 from __future__ import annotations
@@ -30,14 +32,14 @@ METHODS = {
 }
 
 
-def table2(rounds: int = 300, target: float = 0.93, seed: int = 0) -> list[dict]:
+def table2(rounds: int = 300, target: float = 0.90, seed: int = 0, clients: int = 100) -> list[dict]:
     """One row per (method, scheme): best rounds to `target` over the lr grid, and the ratio to FedSGD."""
     import labkit as lk
 
     F = lk.federated
     rows = []
     for scheme in ("iid", "shards"):
-        s = F.split("digits", clients=100, scheme=scheme, seed=seed)
+        s = F.split("digits", clients=clients, scheme=scheme, seed=seed)
         best_sgd = None
         for method, (fn, kw, lrs) in METHODS.items():
             tried = {}
@@ -80,11 +82,12 @@ def backends(rounds: int = 20, seed: int = 0) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=300)
-    parser.add_argument("--target", type=float, default=0.93)
+    parser.add_argument("--target", type=float, default=0.90)
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args(argv)
-    print(f"McMahan Table 2 shape on digits (K=100, C=0.1), rounds to {args.target:.0%}:")
-    table2(args.rounds, args.target)
+    for k in (100, 20):
+        print(f"McMahan Table 2 shape on digits (K={k}, C=0.1), rounds to {args.target:.0%}:")
+        table2(args.rounds, args.target, clients=k)
     if not args.no_ray:
         b = backends()
         print(f"FedAvg {b['rounds']} rounds: in process {b['inprocess_s']:.2f} s; on Ray {b['ray_with_startup_s']:.2f} s "

@@ -24,6 +24,7 @@ average is recorded before and after.
 
     .venv/bin/python bench/run.py                  # everything (~5 min on 2 cores)
     .venv/bin/python bench/run.py --grade-copies 2 --no-full-calibration
+    .venv/bin/python bench/run.py --sections notebooks --labs 00 10 --no-binder   # two labs' budgets only
 """
 
 from __future__ import annotations
@@ -114,9 +115,10 @@ def bench_validation(tmp: Path, full: bool) -> list[dict]:
     return rows
 
 
-def bench_notebooks(tmp: Path, binder: bool) -> list[dict]:
-    """Every solution notebook on this machine's CPUs against the budgets; then, with `binder`, again on one
-    CPU and one thread (Binder's CPU_LIMIT=1, as binder/start sets it) against Binder's 2 GB."""
+def bench_notebooks(tmp: Path, binder: bool, labs=None) -> list[dict]:
+    """Every solution notebook (or those of `labs`, e.g. ["00", "10"]) on this machine's CPUs against the budgets;
+    then, with `binder`, again on one CPU and one thread (Binder's CPU_LIMIT=1, as binder/start sets it) against
+    Binder's 2 GB."""
     work = tmp / "notebooks"
     shutil.copytree(ROOT / "solutions", work)           # notebooks may write files: never into the repo
     passes = [("", None, {}, tmp / "notebook-cache")]
@@ -128,6 +130,8 @@ def bench_notebooks(tmp: Path, binder: bool) -> list[dict]:
         env = {**kernel_env(cache), **extra_env}          # empty cache: lab 00 calibrates at first use, like a new learner
         for path in sorted(work.glob("[0-9][0-9]_*.ipynb")):
             lab = path.name[:2]
+            if labs is not None and lab not in labs:
+                continue
             budget = {**NOTEBOOK_BUDGET, **NOTEBOOK_OVERRIDES.get(lab, {})}
             print(f"  running {path.name}{label} ...", flush=True)
             cached_before = len(list(cache.glob("calibration-*.json"))) if cache.is_dir() else 0
@@ -263,17 +267,29 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+SECTIONS = ("notebooks", "calibration", "validation", "grading", "simulator", "deploy", "carbon", "federated")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
     parser.add_argument("--grade-copies", type=int, default=4, help="lab 00 submissions to grade (default 4)")
     parser.add_argument("--no-full-calibration", action="store_true", help="time only the quick calibration")
     parser.add_argument("--no-binder", action="store_true", help="skip the notebooks' 1-CPU (Binder-like) pass")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for the JSON results")
+    parser.add_argument("--sections", nargs="+", default=None, metavar="NAME",
+                        help=f"run only these sections (of: {', '.join(SECTIONS)})")
+    parser.add_argument("--labs", nargs="+", default=None, metavar="NN",
+                        help="notebooks section: only these labs, by number (e.g. 00 10)")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.sections or ()) - set(SECTIONS))
+    if unknown:
+        from labkit.args import unknown_name
+
+        parser.error(str(unknown_name("section", unknown[0], SECTIONS)))
 
     info, rows, t0 = machine(), [], time.perf_counter()
     print(f"labkit bench on {info['cpus']} CPUs, load average {info['loadavg_before'][0]:.2f}", flush=True)
-    sections = [("notebooks", lambda tmp: bench_notebooks(tmp, binder=not args.no_binder)),
+    sections = [("notebooks", lambda tmp: bench_notebooks(tmp, binder=not args.no_binder, labs=args.labs)),
                 ("calibration", lambda tmp: bench_calibration(tmp, full=not args.no_full_calibration)),
                 ("validation", lambda tmp: bench_validation(tmp, full=not args.no_full_calibration)),
                 ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
@@ -281,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("deploy", lambda tmp: bench_deploy()),
                 ("carbon", lambda tmp: carbon_bench.rows()),
                 ("federated", lambda tmp: bench_federated())]
+    sections = [(name, fn) for name, fn in sections if args.sections is None or name in args.sections]
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
         for name, fn in sections:
             print(f"{name} ...", flush=True)
