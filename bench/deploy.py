@@ -103,3 +103,37 @@ if __name__ == "__main__":
     from run import table
 
     print(table(bench_deploy()))
+
+
+TWIN_GOAL = 0.10        # issue 16: every served percentile within 10% of the simulation at rho 0.5 and 0.8
+
+
+def bench_twin(seconds: float = 20.0) -> list[dict]:
+    """The Ray Serve twin's agreement table: a 2-replica pool of 20 ms requests served for real at rho = 0.5 and 0.8
+    (arrivals replayed open-loop, service slept out), against lk.deploy.as_served's simulation with Serve's
+    overhead measured beforehand at low load (lk.deploy.serve_overhead_s), and against the plain Pool's."""
+    import labkit as lk
+    from labkit.cluster import ray_cluster
+
+    rows = []
+    with ray_cluster(num_cpus=2):                      # one cluster for every serve() below
+        overhead = lk.deploy.serve_overhead_s()
+        rows.append(_row("Ray Serve overhead per request (median, 1 ms service, 20 req/s)", float(overhead) * 1e3, "ms"))
+        for rho in (0.5, 0.8):
+            pool = lk.deploy.Pool("gpu", device="l4", service_s=0.020, replicas=2)
+            w = lk.deploy.poisson(rho * 2 / 0.020, seconds, seed=0)
+            served = lk.deploy.serve(pool, w, time_scale=1.0, run_model=False)
+            plain = lk.deploy.compare(lk.deploy.simulate(pool, w), served)
+            model = lk.deploy.compare(lk.deploy.simulate(lk.deploy.as_served(pool, overhead), w, seed=0), served)
+            for stat in ("p50_s", "p90_s", "p99_s", "throughput_rps"):
+                err = float(model.loc[stat, "ratio"]) - 1
+                rows.append(_row(f"twin rho={rho} {stat}: served / as_served simulation - 1", abs(err) * 100, "%",
+                                 TWIN_GOAL * 100,
+                                 f"signed {err:+.1%}; plain Pool (central queue, no overhead) {plain.loc[stat, 'ratio'] - 1:+.1%};"
+                                 f" served {served_stat(model, stat)}"))
+    return rows
+
+
+def served_stat(table, stat: str) -> str:
+    v = table.loc[stat, "served"]
+    return f"{v * 1e3:.1f} ms" if stat.endswith("_s") else f"{v:.1f} req/s"

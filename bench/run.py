@@ -14,7 +14,9 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
   sandbox may cost at most 20%), over N copies of lab 00's solution;
 - ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile;
 - ``lk.deploy.simulate`` (bench/deploy.py): 10^6 requests through a batching pool, a 3-pool autoscaling fleet
-  over the 1-hour Azure trace, scaling in requests, and the speed-up over a simpy model of the same pool.
+  over the 1-hour Azure trace, scaling in requests, and the speed-up over a simpy model of the same pool;
+- the Ray Serve twin (bench/deploy.py): a pool served for real at rho 0.5 and 0.8 against lk.deploy.as_served's
+  simulation (goal: every percentile within 10%);
 - lk.carbon's replication of "Let's Wait Awhile" (bench/carbon.py): its run time and headline savings.
 - ``lk.federated``: one FedAvg run in process and on Ray (bench/federated.py also prints the Table-2 sweep).
 
@@ -48,7 +50,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import carbon as carbon_bench  # noqa: E402
-from deploy import bench_deploy  # noqa: E402
+from deploy import bench_deploy, bench_twin  # noqa: E402
 from notebook_run import kernel_env, run_notebook  # noqa: E402
 from synthetic import layered_profile  # noqa: E402
 
@@ -267,7 +269,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("notebooks", "calibration", "validation", "grading", "simulator", "deploy", "carbon", "federated")
+SECTIONS = ("notebooks", "calibration", "validation", "grading", "simulator", "deploy", "twin", "carbon", "federated")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
                 ("simulator", lambda tmp: bench_simulator()),
                 ("deploy", lambda tmp: bench_deploy()),
+                ("twin", lambda tmp: bench_twin()),
                 ("carbon", lambda tmp: carbon_bench.rows()),
                 ("federated", lambda tmp: bench_federated())]
     sections = [(name, fn) for name, fn in sections if args.sections is None or name in args.sections]

@@ -106,3 +106,36 @@ def test_plots_draw_what_the_results_hold():
                           max_ongoing_requests=8, batching=lk.deploy.Batching(1, 0.002))
     _, rows = lk.plot.batching_knee(pool, lk.deploy.poisson(400, 10, seed=0), sizes=(1, 8))
     assert rows[0][2] > rows[1][2]                   # at 400 req/s, batch 1 saturates (5 ms > 2.5 ms per request)
+
+
+def test_as_served_adds_serve_overhead_and_queues_per_replica():
+    # one replica: Serve's overhead is a fixed delay on top of the same FIFO service (exactly); two replicas: each
+    # its own queue with power-of-two routing, which never beats the simulator's central queue on mean latency
+    import numpy as np
+
+    w = lk.deploy.poisson(40, 30, seed=3)
+    one = lk.deploy.Pool("gpu", device="l4", service_s=0.02, replicas=1)
+    plain = lk.deploy.simulate(one, w)
+    served = lk.deploy.simulate(lk.deploy.as_served(one, 0.004), w, seed=0)
+    np.testing.assert_allclose(served.finish_s - served.arrival_s, plain.finish_s - plain.arrival_s + 0.004,
+                               rtol=0, atol=1e-12)
+    two = lk.deploy.Pool("gpu", device="l4", service_s=0.02, replicas=2)
+    w2 = lk.deploy.poisson(80, 30, seed=4)
+    central = lk.deploy.simulate(two, w2)
+    per_replica = lk.deploy.simulate(lk.deploy.as_served(two, 0.0), w2, seed=0)
+    mean = lambda r: float(np.mean(r.finish_s - r.arrival_s))    # noqa: E731
+    assert mean(per_replica) >= mean(central) - 1e-12
+    assert per_replica.requests == central.requests and per_replica.dropped == 0
+
+
+@pytest.mark.parametrize("pool, overhead, words", [
+    (lk.deploy.Pool("a", device="l4", service_s=0.01, autoscaling=lk.deploy.Autoscaling(1, 3)), 0.0, ["autoscales"]),
+    (lk.deploy.Pool("a", device="l4", service_s=0.01, link="lte"), 0.0, ["link"]),
+    (lk.deploy.Pool("a", device="l4", service_s=0.01), -0.001, ["overhead_s"]),
+    ("a", 0.0, ["Pool"]),
+])
+def test_as_served_bad_input(pool, overhead, words):
+    with pytest.raises(ValueError) as err:
+        lk.deploy.as_served(pool, overhead)
+    for w in words:
+        assert w in str(err.value)

@@ -10,7 +10,9 @@
   :func:`little`; :func:`size` (labkit.deploy.sizing) finds the cheapest replica counts meeting a p99 SLO.
 - :func:`pipeline` (labkit.deploy.tandem): a ``lk.partition`` Plan as an edge stage -> link -> cloud stage.
 - The same fleet on Ray Serve: :func:`serve` (labkit.deploy.twin) -> a measured Result; :func:`compare`
-  (labkit.deploy.agreement) puts simulated and served side by side with bootstrap intervals.
+  (labkit.deploy.agreement) puts simulated and served side by side with bootstrap intervals; :func:`as_served`
+  simulates a pool as Serve runs it (per-replica queues, power of two choices, Serve's overhead measured by
+  :func:`serve_overhead_s`).
 - Token-level LLM serving (lab 09): :func:`serve_llm_sim` (labkit.deploy.llm_engine; static / continuous
   batching, chunked prefill, KV budget with preemption; step costs from labkit.deploy.llm_cost) -> :class:`LLMResult`;
   :func:`serve_llm_disagg` (labkit.deploy.llm_disagg): Splitwise prefill/decode pools, KV moved over a link.
@@ -36,11 +38,11 @@ from labkit.deploy.service import PoolState, cold_start_s
 from labkit.deploy.sim import simulate
 from labkit.deploy.sizing import Sizing, size
 from labkit.deploy.tandem import pipeline
-from labkit.deploy.twin import serve
+from labkit.deploy.twin import as_served, serve, serve_overhead_s
 from labkit.deploy.workload import Workload, bursty, diurnal, poisson, trace
 
 __all__ = ["Autoscaling", "Batching", "Fleet", "LLMResult", "Pool", "PoolState", "Result", "Sizing", "Workload", "bursty",
-           "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1", "pipeline", "poisson",
-           "pollaczek_khinchine", "serve", "serve_llm_disagg", "serve_llm_sim", "simulate", "size", "trace"]
+           "as_served", "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1", "pipeline", "poisson",
+           "pollaczek_khinchine", "serve", "serve_overhead_s", "serve_llm_disagg", "serve_llm_sim", "simulate", "size", "trace"]
 
 __getattr__, __dir__ = namespace("lk.deploy", __all__)

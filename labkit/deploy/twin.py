@@ -220,3 +220,54 @@ def _replay(handles, arr, pool_of, scale, sent, done):
         done[:] = done - t0
 
     asyncio.run(main())
+
+
+def serve_overhead_s(requests: int = 300, rate_rps: float = 20.0, address: str | None = None, num_cpus: int = 2,
+                     seed: int = 0) -> float:
+    """Ray Serve's own latency per request on this machine (lab 07): the median served latency of one replica whose
+    service takes 1 ms, at a rate too low to queue, less that 1 ms. The handle, the router's queue-length probe and
+    the actor call cost it; ``as_served`` adds it to a simulation.
+
+    >>> import labkit as lk
+    >>> 0 < lk.deploy.serve_overhead_s(requests=100) < 0.05          # doctest: +SKIP
+    True
+    """
+    from labkit.args import Int, Number, check
+    from labkit.deploy.workload import poisson
+
+    requests = check("requests", requests, Int(low=10))
+    rate_rps = check("rate_rps", rate_rps, Number(low=0, low_open=True))
+    served = serve(Pool("overhead", device="l4", service_s=0.001), poisson(rate_rps, requests / rate_rps, seed=seed),
+                   time_scale=1.0, address=address, run_model=False, num_cpus=num_cpus)
+    return max(float(np.nanmedian(served.finish_s - served.arrival_s)) - 0.001, 0.0)
+
+
+def as_served(pool: Pool, overhead_s: float) -> Fleet:
+    """`pool` as Ray Serve runs it, to simulate (lab 07): each replica its own pool with its own queue, requests
+    routed by power of two choices (Serve's router: two replicas at random, the one with fewer ongoing requests),
+    and Serve's per-request overhead (``serve_overhead_s``) paid as a fixed delay that occupies no replica. The
+    simulator's Pool queues centrally (any free replica takes the next request), which a real Serve pool does not.
+
+    >>> import labkit as lk
+    >>> fleet = lk.deploy.as_served(lk.deploy.Pool("gpu", device="l4", service_s=0.02, replicas=2), 0.003)
+    >>> [p.name for p in fleet.pools], fleet.router
+    (['gpu/0', 'gpu/1'], 'power-of-two')
+    """
+    from dataclasses import replace
+
+    from labkit.args import Number, check
+    from labkit.targets.links import Link
+
+    if not isinstance(pool, Pool):
+        raise ValueError(f"as_served takes a Pool, got {type(pool).__name__}.")
+    if pool.autoscaling is not None:
+        raise ValueError(f"pool {pool.name!r} autoscales: as_served models a fixed number of replicas "
+                         "(set replicas= instead of autoscaling=).")
+    if pool.link is not None:
+        raise ValueError(f"pool {pool.name!r} sits behind link {pool.link!r}: as_served models Serve's overhead as "
+                         "the pool's link; simulate a pool without one.")
+    overhead_s = check("overhead_s", overhead_s, Number(low=0))
+    serve_link = Link("ray-serve", 1e15, 1e15, overhead_s, 0.0, 0.0,   # half the RTT each way: the overhead in all
+                      notes="Ray Serve's measured per-request overhead (lk.deploy.serve_overhead_s), not a network")
+    return Fleet([replace(pool, name=f"{pool.name}/{i}", replicas=1, link=serve_link) for i in range(pool.replicas)],
+                 router="power-of-two")
