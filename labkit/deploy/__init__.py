@@ -12,7 +12,7 @@
 - The same fleet on Ray Serve: :func:`serve` (labkit.deploy.twin) -> a measured Result; :func:`compare`
   (labkit.deploy.agreement) puts simulated and served side by side with bootstrap intervals; :func:`as_served`
   simulates a pool as Serve runs it (per-replica queues, power of two choices, Serve's overhead measured by
-  :func:`serve_overhead_s`).
+  :func:`serve_overhead_s`); ``with lk.deploy.ray_cluster():`` keeps one local Ray for several of these calls.
 - Token-level LLM serving (lab 09): :func:`serve_llm_sim` (labkit.deploy.llm_engine; static / continuous
   batching, chunked prefill, KV budget with preemption; step costs from labkit.deploy.llm_cost) -> :class:`LLMResult`;
   :func:`serve_llm_disagg` (labkit.deploy.llm_disagg): Splitwise prefill/decode pools, KV moved over a link.
@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 from labkit.args import namespace
+from labkit.cluster import ray_cluster
 from labkit.deploy.agreement import compare
 from labkit.deploy.autoscale import decide
 from labkit.deploy.llm_disagg import serve_llm_disagg
@@ -43,6 +44,6 @@ from labkit.deploy.workload import Workload, bursty, diurnal, poisson, trace
 
 __all__ = ["Autoscaling", "Batching", "Fleet", "LLMResult", "Pool", "PoolState", "Result", "Sizing", "Workload", "bursty",
            "as_served", "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1", "pipeline", "poisson",
-           "pollaczek_khinchine", "serve", "serve_overhead_s", "serve_llm_disagg", "serve_llm_sim", "simulate", "size", "trace"]
+           "pollaczek_khinchine", "ray_cluster", "serve", "serve_overhead_s", "serve_llm_disagg", "serve_llm_sim", "simulate", "size", "trace"]
 
 __getattr__, __dir__ = namespace("lk.deploy", __all__)

@@ -17,6 +17,7 @@ router's queue-length probe of a replica misses 0.1 s and the router backs off, 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -147,7 +148,12 @@ def serve(fleet, workload: Workload, time_scale: float | None = None, address: s
     with ray_cluster(num_cpus=num_cpus, address=address):
         from ray import serve as rserve
 
-        rserve.start(proxy_location="Disabled")
+        logging.disable(logging.INFO)                  # Serve's INFO lines (started, ready, ...) would bury the results
+        try:
+            rserve.start(proxy_location="Disabled")
+        finally:
+            logging.disable(logging.NOTSET)
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
         try:
             handles = []
             for p, c, blob in zip(pools, comp, blobs):
@@ -167,10 +173,7 @@ def serve(fleet, workload: Workload, time_scale: float | None = None, address: s
                 app = rserve.deployment(cls).options(**opts).bind(blob[0] if blob else None,
                                                                    blob[1] if blob else (1,))
                 handles.append(rserve.run(app, name=p.name, route_prefix=None))
-            for h in handles:                                     # warm up: every replica answers once
-                for _ in range(4):
-                    h.remote(0).result(timeout_s=120)
-            _replay(handles, arr, pool_of, scale, sent, done)
+            _off_loop(_warm_and_replay, handles, arr, pool_of, scale, sent, done)
         finally:
             rserve.shutdown()
 
@@ -193,6 +196,27 @@ def serve(fleet, workload: Workload, time_scale: float | None = None, address: s
     return Result(arr, np.full(n, np.nan), finish, pool_of, np.zeros(n, np.int32), dropped, tuple(totals),
                   np.array(timeline, dtype=np.float64).reshape(-1, 4), workload.duration_s, slo_s, workload.name,
                   source="served on Ray Serve", notes=notes)
+
+
+def _off_loop(fn, *args):
+    """fn(*args) here, or in a worker thread when this thread runs an asyncio loop (a Jupyter kernel's): Serve's
+    blocking calls and asyncio.run refuse to run inside a running loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn(*args)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def _warm_and_replay(handles, arr, pool_of, scale, sent, done):
+    for h in handles:                                     # warm up: every replica answers once
+        for _ in range(4):
+            h.remote(0).result(timeout_s=120)
+    _replay(handles, arr, pool_of, scale, sent, done)
 
 
 def _replay(handles, arr, pool_of, scale, sent, done):

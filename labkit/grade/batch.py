@@ -173,7 +173,7 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
         raise ValueError("no submissions: give notebook files or folders that contain .ipynb files.")
     limits = Limits(cell_timeout_s or the_lab.cell_timeout_s, timeout_s or the_lab.timeout_s,
                     memory_mb or the_lab.memory_mb, threads=max(1, (os.cpu_count() or 1) // workers),
-                    disk_mb=disk_mb)
+                    disk_mb=disk_mb, max_procs=the_lab.max_procs)
     lab_files = _lab_files(Path(labs or repo_root() / "labs"), the_lab)
     _calibrate_host(the_lab.calibrate, limits.threads)
     nb_name = Path(the_lab.path).name

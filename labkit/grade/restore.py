@@ -23,6 +23,7 @@ import nbformat
 
 from labkit.grade.build import questions as solution_questions
 from labkit.grade.notebook import cell_role, checksum, find_lab, lab_id, mentioned_checks, source_of
+from labkit.grade.sandbox import DEFAULT_MAX_PROCS
 
 DEFAULT_CELL_TIMEOUT_S = 120
 DEFAULT_TIMEOUT_S = 600
@@ -49,6 +50,7 @@ class Lab:
     kernel_oracles: tuple = ()        # questions whose oracle is built from the kernel's own measurements
     calibrate: tuple = ()             # runtimes whose calibration the lab reads (lk.device("local")): made once on
                                       # the host before grading, so every kernel reads the same one
+    max_procs: int = DEFAULT_MAX_PROCS  # processes + threads of a run (RLIMIT_NPROC): Ray Serve needs ~300
 
     @property
     def max_score(self) -> float:
@@ -73,7 +75,7 @@ def load_lab(lab: str, solutions_dir) -> Lab:
                float(meta.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S)),
                float(meta.get("timeout_s", DEFAULT_TIMEOUT_S)),
                float(meta.get("memory_mb", DEFAULT_MEMORY_MB)), tuple(meta.get("kernel_oracles", ())),
-               tuple(meta.get("calibrate", ())))
+               tuple(meta.get("calibrate", ())), int(meta.get("max_procs", DEFAULT_MAX_PROCS)))
 
 
 @dataclass(frozen=True)

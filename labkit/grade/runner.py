@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-from labkit.grade.sandbox import UNSAFE, WORK, Box
+from labkit.grade.sandbox import DEFAULT_MAX_PROCS, UNSAFE, WORK, Box
 from labkit.measure import pss_bytes
 from labkit.paths import checker_file
 
@@ -53,7 +53,7 @@ class Limits:
     memory_mb: float
     threads: int = 1
     disk_mb: float = 512
-    max_procs: int = 256
+    max_procs: int = DEFAULT_MAX_PROCS
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from labkit.paths import PACKAGE_DIR
 WORK = "/grade"                 # the work folder, as the sandboxed kernel sees it
 UNSAFE = "none"                 # the mode name when --unsafe-no-sandbox was given
 _UID_BASE = 200_000             # per-run user ids (root grader only): 200000 + random
+DEFAULT_MAX_PROCS = 256         # processes + threads of one run (RLIMIT_NPROC); a lab's metadata may raise it
 
 
 class SandboxUnavailable(RuntimeError):
