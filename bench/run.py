@@ -15,6 +15,9 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
 - ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile;
 - ``lk.deploy.simulate`` (bench/deploy.py): 10^6 requests through a batching pool, a 3-pool autoscaling fleet
   over the 1-hour Azure trace, scaling in requests, and the speed-up over a simpy model of the same pool.
+- ``lk.deploy.serve_llm_sim`` (bench/deploy_llm.py, issue 18): the full 1-hour Azure conversation trace through a
+  4-replica continuous-batching pool (budget 10 s), static batching and chunked prefill on it, and the ratio to
+  the simpy model of the same engine; lab 09's time and memory are the notebooks' rows above.
 - lk.carbon's replication of "Let's Wait Awhile" (bench/carbon.py): its run time and headline savings.
 - ``lk.federated``: one FedAvg run in process and on Ray (bench/federated.py also prints the Table-2 sweep).
 
@@ -24,6 +27,7 @@ average is recorded before and after.
 
     .venv/bin/python bench/run.py                  # everything (~5 min on 2 cores)
     .venv/bin/python bench/run.py --grade-copies 2 --no-full-calibration
+    .venv/bin/python bench/run.py --only notebooks deploy-llm --labs 09 --no-binder     # lab 09's figures
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ sys.path.insert(0, str(HERE))
 
 import carbon as carbon_bench  # noqa: E402
 from deploy import bench_deploy  # noqa: E402
+from deploy_llm import bench_deploy_llm  # noqa: E402
 from notebook_run import kernel_env, run_notebook  # noqa: E402
 from synthetic import layered_profile  # noqa: E402
 
@@ -114,9 +119,10 @@ def bench_validation(tmp: Path, full: bool) -> list[dict]:
     return rows
 
 
-def bench_notebooks(tmp: Path, binder: bool) -> list[dict]:
-    """Every solution notebook on this machine's CPUs against the budgets; then, with `binder`, again on one
-    CPU and one thread (Binder's CPU_LIMIT=1, as binder/start sets it) against Binder's 2 GB."""
+def bench_notebooks(tmp: Path, binder: bool, labs: list[str] | None = None) -> list[dict]:
+    """Every solution notebook (or those of `labs`, e.g. ["09"]) on this machine's CPUs against the budgets;
+    then, with `binder`, again on one CPU and one thread (Binder's CPU_LIMIT=1, as binder/start sets it)
+    against Binder's 2 GB."""
     work = tmp / "notebooks"
     shutil.copytree(ROOT / "solutions", work)           # notebooks may write files: never into the repo
     passes = [("", None, {}, tmp / "notebook-cache")]
@@ -128,6 +134,8 @@ def bench_notebooks(tmp: Path, binder: bool) -> list[dict]:
         env = {**kernel_env(cache), **extra_env}          # empty cache: lab 00 calibrates at first use, like a new learner
         for path in sorted(work.glob("[0-9][0-9]_*.ipynb")):
             lab = path.name[:2]
+            if labs and lab not in labs:
+                continue
             budget = {**NOTEBOOK_BUDGET, **NOTEBOOK_OVERRIDES.get(lab, {})}
             print(f"  running {path.name}{label} ...", flush=True)
             cached_before = len(list(cache.glob("calibration-*.json"))) if cache.is_dir() else 0
@@ -269,18 +277,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-full-calibration", action="store_true", help="time only the quick calibration")
     parser.add_argument("--no-binder", action="store_true", help="skip the notebooks' 1-CPU (Binder-like) pass")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for the JSON results")
+    parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these sections (names as printed)")
+    parser.add_argument("--labs", nargs="+", metavar="NN", help="notebooks: only these labs (e.g. 09)")
     args = parser.parse_args(argv)
 
     info, rows, t0 = machine(), [], time.perf_counter()
     print(f"labkit bench on {info['cpus']} CPUs, load average {info['loadavg_before'][0]:.2f}", flush=True)
-    sections = [("notebooks", lambda tmp: bench_notebooks(tmp, binder=not args.no_binder)),
+    sections = [("notebooks", lambda tmp: bench_notebooks(tmp, binder=not args.no_binder, labs=args.labs)),
                 ("calibration", lambda tmp: bench_calibration(tmp, full=not args.no_full_calibration)),
                 ("validation", lambda tmp: bench_validation(tmp, full=not args.no_full_calibration)),
                 ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
                 ("simulator", lambda tmp: bench_simulator()),
                 ("deploy", lambda tmp: bench_deploy()),
+                ("deploy-llm", lambda tmp: bench_deploy_llm()),
                 ("carbon", lambda tmp: carbon_bench.rows()),
                 ("federated", lambda tmp: bench_federated())]
+    if args.only:
+        unknown = sorted(set(args.only) - {name for name, _ in sections})
+        if unknown:
+            parser.error(f"unknown section(s) {unknown}; sections: {[name for name, _ in sections]}")
+        sections = [(name, fn) for name, fn in sections if name in args.only]
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
         for name, fn in sections:
             print(f"{name} ...", flush=True)
