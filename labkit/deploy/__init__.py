@@ -12,7 +12,7 @@
 - The same fleet on Ray Serve: :func:`serve` (labkit.deploy.twin) -> a measured Result; :func:`compare`
   (labkit.deploy.agreement) puts simulated and served side by side with bootstrap intervals.
 - Token-level LLM serving (lab 09): :func:`serve_llm_sim` (labkit.deploy.llm_engine; static / continuous
-  batching, chunked prefill, KV budget with preemption; step costs from labkit.deploy.llm_cost) -> :class:`LLMResult`;
+  batching, chunked prefill, KV budget with preemption; step costs from :class:`StepCost`, labkit.deploy.llm_cost) -> :class:`LLMResult`;
   :func:`serve_llm_disagg` (labkit.deploy.llm_disagg): Splitwise prefill/decode pools, KV moved over a link;
   :func:`size_llm` (labkit.deploy.llm_sizing): the cheapest device and replica count meeting a TTFT/TPOT SLO.
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 from labkit.args import namespace
 from labkit.deploy.agreement import compare
 from labkit.deploy.autoscale import decide
+from labkit.deploy.llm_cost import StepCost
 from labkit.deploy.llm_disagg import serve_llm_disagg
 from labkit.deploy.llm_engine import serve_llm_sim
 from labkit.deploy.llm_result import LLMResult
@@ -41,7 +42,7 @@ from labkit.deploy.tandem import pipeline
 from labkit.deploy.twin import serve
 from labkit.deploy.workload import Workload, bursty, diurnal, poisson, trace
 
-__all__ = ["Autoscaling", "Batching", "Fleet", "LLMResult", "LLMSizing", "Pool", "PoolState", "Result", "Sizing", "Workload", "bursty",
+__all__ = ["Autoscaling", "Batching", "Fleet", "LLMResult", "LLMSizing", "Pool", "PoolState", "Result", "Sizing", "StepCost", "Workload", "bursty",
            "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1", "pipeline", "poisson",
            "pollaczek_khinchine", "serve", "serve_llm_disagg", "serve_llm_sim", "simulate", "size", "size_llm", "trace"]
 
