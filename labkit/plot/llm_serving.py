@@ -50,8 +50,8 @@ def kv_occupancy(*results, labels=None, replica: int = 0, ax=None):
 
 def ttft_tpot(results, labels=None, pct: int = 99, ttft_slo_s: float | None = None,
               tpot_slo_s: float | None = None, ax=None):
-    """Each LLMResult as a point (p`pct` TTFT, p`pct` TPOT), labelled without overlap, the corner that meets both
-    SLOs shaded (lab 09): chunked prefill moves a pool along this trade-off. Returns (Axes, rows) where rows
+    """Each LLMResult as a point (p`pct` TTFT, p`pct` TPOT) on log axes, labelled without overlap, the corner that
+    meets both SLOs shaded (lab 09): chunked prefill moves a pool along this trade-off. Returns (Axes, rows) where rows
     are (label, ttft_s, tpot_s).
 
     >>> import labkit as lk
@@ -80,15 +80,15 @@ def ttft_tpot(results, labels=None, pct: int = 99, ttft_slo_s: float | None = No
     xs = np.array([t for _, t, _ in rows]) * 1e3
     ys = np.array([t for _, _, t in rows]) * 1e3
     ax.scatter(xs, ys, s=40, zorder=3, color="tab:blue")
-    ax.set(xscale="log", xlabel=f"TTFT p{pct} (ms)", ylabel=f"TPOT p{pct} (ms)",
+    ax.set(xscale="log", yscale="log", xlabel=f"TTFT p{pct} (ms)", ylabel=f"TPOT p{pct} (ms)",
            title=f"time to first token against time per output token (p{pct})")
     finite = np.isfinite(xs) & np.isfinite(ys)
     xlo, xhi = (xs[finite].min() / 2, xs[finite].max() * 2) if finite.any() else (1.0, 10.0)
-    ylo, yhi = (0.0, ys[finite].max() * 1.25) if finite.any() else (0.0, 1.0)
+    ylo, yhi = (ys[finite].min() / 2, ys[finite].max() * 2) if finite.any() else (1.0, 10.0)
     if ttft_slo_s is not None:
         xlo, xhi = min(xlo, ttft_slo_s * 1e3 / 2), max(xhi, ttft_slo_s * 1e3 * 2)
     if tpot_slo_s is not None:
-        yhi = max(yhi, tpot_slo_s * 1e3 * 1.25)
+        ylo, yhi = min(ylo, tpot_slo_s * 1e3 / 2), max(yhi, tpot_slo_s * 1e3 * 2)
     ax.set(xlim=(xlo, xhi), ylim=(ylo, yhi))
     if ttft_slo_s is not None or tpot_slo_s is not None:
         right = ttft_slo_s * 1e3 if ttft_slo_s is not None else xhi
