@@ -3,8 +3,8 @@ conversation trace (19,366 requests) through a 4-replica continuous-batching lla
 (<= 10 s), static batching and chunked prefill on the same trace, and the ratio to the independent simpy model
 of tests/test_deploy_llm.py (same fitted step costs) on the trace's first 2 minutes, one replica.
 
-Not a test (no timing is asserted anywhere). Not yet called by ``bench/run.py`` (the lead wires
-``bench_deploy_llm()`` in); alone: ``.venv/bin/python bench/deploy_llm.py``.
+Not a test (no timing is asserted anywhere). Called by ``bench/run.py`` (section "deploy-llm"); alone:
+``.venv/bin/python bench/deploy_llm.py``.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
   over the 1-hour Azure trace, scaling in requests, and the speed-up over a simpy model of the same pool;
 - the Ray Serve twin (bench/deploy.py): a pool served for real at rho 0.5 and 0.8 against lk.deploy.as_served's
   simulation (goal: every percentile within 10%);
+- ``lk.deploy.serve_llm_sim`` (bench/deploy_llm.py, issue 18): the full 1-hour Azure conversation trace through a
+  4-replica continuous-batching pool (budget 10 s), static batching and chunked prefill on it, and the ratio to
+  the simpy model of the same engine; lab 09's time and memory are the notebooks' rows above.
 - lk.carbon's replication of "Let's Wait Awhile" (bench/carbon.py): its run time and headline savings.
 - ``lk.federated``: one FedAvg run in process and on Ray (bench/federated.py also prints the Table-2 sweep).
 
@@ -27,6 +30,7 @@ average is recorded before and after.
     .venv/bin/python bench/run.py                  # everything (~5 min on 2 cores)
     .venv/bin/python bench/run.py --grade-copies 2 --no-full-calibration
     .venv/bin/python bench/run.py --sections notebooks --labs 00 10 --no-binder   # two labs' budgets only
+    .venv/bin/python bench/run.py --sections notebooks deploy-llm --labs 09 --no-binder   # lab 09's figures
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ sys.path.insert(0, str(HERE))
 
 import carbon as carbon_bench  # noqa: E402
 from deploy import bench_deploy, bench_twin  # noqa: E402
+from deploy_llm import bench_deploy_llm  # noqa: E402
 from notebook_run import kernel_env, run_notebook  # noqa: E402
 from synthetic import layered_profile  # noqa: E402
 
@@ -269,7 +274,8 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("notebooks", "calibration", "validation", "grading", "simulator", "deploy", "twin", "carbon", "federated")
+SECTIONS = ("notebooks", "calibration", "validation", "grading", "simulator", "deploy", "twin", "deploy-llm", "carbon",
+            "federated")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("simulator", lambda tmp: bench_simulator()),
                 ("deploy", lambda tmp: bench_deploy()),
                 ("twin", lambda tmp: bench_twin()),
+                ("deploy-llm", lambda tmp: bench_deploy_llm()),
                 ("carbon", lambda tmp: carbon_bench.rows()),
                 ("federated", lambda tmp: bench_federated())]
     sections = [(name, fn) for name, fn in sections if args.sections is None or name in args.sections]

@@ -14,8 +14,9 @@
   simulates a pool as Serve runs it (per-replica queues, power of two choices, Serve's overhead measured by
   :func:`serve_overhead_s`); ``with lk.deploy.ray_cluster():`` keeps one local Ray for several of these calls.
 - Token-level LLM serving (lab 09): :func:`serve_llm_sim` (labkit.deploy.llm_engine; static / continuous
-  batching, chunked prefill, KV budget with preemption; step costs from labkit.deploy.llm_cost) -> :class:`LLMResult`;
-  :func:`serve_llm_disagg` (labkit.deploy.llm_disagg): Splitwise prefill/decode pools, KV moved over a link.
+  batching, chunked prefill, KV budget with preemption; step costs from :class:`StepCost`, labkit.deploy.llm_cost) -> :class:`LLMResult`;
+  :func:`serve_llm_disagg` (labkit.deploy.llm_disagg): Splitwise prefill/decode pools, KV moved over a link;
+  :func:`size_llm` (labkit.deploy.llm_sizing): the cheapest device and replica count meeting a TTFT/TPOT SLO.
 
 
 >>> import labkit as lk
@@ -29,9 +30,11 @@ from labkit.args import namespace
 from labkit.cluster import ray_cluster
 from labkit.deploy.agreement import compare
 from labkit.deploy.autoscale import decide
+from labkit.deploy.llm_cost import StepCost
 from labkit.deploy.llm_disagg import serve_llm_disagg
 from labkit.deploy.llm_engine import serve_llm_sim
 from labkit.deploy.llm_result import LLMResult
+from labkit.deploy.llm_sizing import LLMSizing, size_llm
 from labkit.deploy.pool import Autoscaling, Batching, Fleet, Pool
 from labkit.deploy.queueing import erlang_c, little, md1, pollaczek_khinchine
 from labkit.deploy.result import Result
@@ -42,8 +45,9 @@ from labkit.deploy.tandem import pipeline
 from labkit.deploy.twin import as_served, serve, serve_overhead_s
 from labkit.deploy.workload import Workload, bursty, diurnal, poisson, trace
 
-__all__ = ["Autoscaling", "Batching", "Fleet", "LLMResult", "Pool", "PoolState", "Result", "Sizing", "Workload", "bursty",
-           "as_served", "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1", "pipeline", "poisson",
-           "pollaczek_khinchine", "ray_cluster", "serve", "serve_overhead_s", "serve_llm_disagg", "serve_llm_sim", "simulate", "size", "trace"]
+__all__ = ["Autoscaling", "Batching", "Fleet", "LLMResult", "LLMSizing", "Pool", "PoolState", "Result", "Sizing", "StepCost",
+           "Workload", "as_served", "bursty", "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1",
+           "pipeline", "poisson", "pollaczek_khinchine", "ray_cluster", "serve", "serve_llm_disagg", "serve_llm_sim",
+           "serve_overhead_s", "simulate", "size", "size_llm", "trace"]
 
 __getattr__, __dir__ = namespace("lk.deploy", __all__)
