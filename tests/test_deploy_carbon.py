@@ -152,3 +152,20 @@ def test_bad_pools():
     router = lk.deploy.carbon_router(pools, latency_bound_s=0.05, start="2020-12-31 12:00", time_scale=3600)
     with pytest.raises(ValueError, match="past the end"):
         lk.deploy.simulate(lk.deploy.Fleet(pools, router=router), lk.deploy.Workload([0.0, 900.0]))
+
+
+def test_grams_on_the_series_follow_the_replica_timeline_of_an_autoscaling_pool():
+    """Inside one half hour the series is one number, so the recount equals the simulator's yearly-average grams
+    rescaled: the idle energy integrated from the replica timeline matches the simulator's replica-seconds."""
+    auto = lk.deploy.Autoscaling(min_replicas=1, max_replicas=6, upscale_delay_s=2, downscale_delay_s=5,
+                                 look_back_period_s=2)
+    pools = [pool("fr", "fr", autoscaling=auto), pool("de", "de", 2)]
+    router = lk.deploy.carbon_router(pools, latency_bound_s=0.03, start="2020-09-09 14:00")
+    w = lk.deploy.bursty(400, 20, 10, 20, 300, seed=1)
+    r = lk.deploy.simulate(lk.deploy.Fleet(pools, router=router), w)
+    assert r.replicas[r.replicas[:, 1] == 0][:, 2].max() > 1                 # it did scale
+    g = lk.deploy.carbon_on_series(r, pools, start="2020-09-09 14:00")
+    when = dt.datetime(2020, 9, 9, 14)
+    for k, code in enumerate(("fr", "de")):
+        assert g[pools[k].name] == pytest.approx(r.pools[k].carbon_g * csv_value(code, when) / lk.carbon.intensity(code),
+                                                 rel=1e-9)
