@@ -127,3 +127,27 @@ def test_carbon_g_is_linear_in_energy(a, b, pue):
     total = lk.carbon.carbon_g(a + b, "ie", pue=pue)
     assert total == pytest.approx(lk.carbon.carbon_g(a, "ie", pue=pue) + lk.carbon.carbon_g(b, "ie", pue=pue),
                                   rel=1e-9, abs=1e-9)
+
+
+def test_gb_yearly_row_is_the_2020_mean_of_the_shipped_series():
+    """carbon.toml's GB row (no Ember table stored for the UK) = the mean of gb_ci.csv over 2020 on the
+    30-minute grid, read here with the csv module (missing half hours take the previous value)."""
+    import csv
+    import datetime as dt
+
+    path = Path(__file__).resolve().parent.parent / "datasets" / "grid-carbon-2020" / "gb_ci.csv"
+    with open(path) as f:
+        rows = csv.reader(f)
+        next(rows)
+        pts = {dt.datetime.fromisoformat(t): float(v) for t, v in rows}
+    t, last, total, n = dt.datetime(2019, 12, 31, 23, 30), None, 0.0, 0
+    last = pts[t]
+    t += dt.timedelta(minutes=30)
+    while t < dt.datetime(2021, 1, 1):
+        last = pts.get(t, last)
+        total, n = total + last, n + 1
+        t += dt.timedelta(minutes=30)
+    assert n == 366 * 48
+    assert GRIDS["gb"]["g_per_kwh"] == round(total / n) and GRIDS["gb"]["year"] == 2020
+    assert lk.carbon.intensity("gb") == lk.carbon.intensity("aws-eu-west-2") == GRIDS["gb"]["g_per_kwh"]
+    assert lk.carbon.intensity("gb") == round(lk.carbon.profile("gb").mean_g_per_kwh)

@@ -164,3 +164,33 @@ def test_ml_jobs_deadline_rule():
     jobs = lk.carbon.ml_jobs(200, seed=0)
     assert all(4 <= j.duration_h <= 89.5 for j in jobs)
     assert all(pd.Timestamp(j.deadline) >= j.planned + pd.Timedelta(hours=j.duration_h) for j in jobs)
+
+
+def test_ranges_contain_the_point_are_seeded_and_vanish_without_uncertainty():
+    jobs = [lk.carbon.Job(f"2020-04-0{d} 01:00", duration_h=1, power_w=800) for d in range(1, 8)]
+    point = lk.carbon.schedule(jobs, "de", window=8)
+    assert point.carbon_g_p5 == point.carbon_g == point.carbon_g_p95          # nothing stated: no width
+    assert point.saved_g_p5 == point.saved_g == point.saved_g_p95 and "no uncertainty" in point.range_inputs
+    kw = dict(window=8, pue=(1.1, 1.5), power_rel=0.2, intensity_rel=0.1, seed=3)
+    r = lk.carbon.schedule(jobs, "de", **kw)
+    assert r == lk.carbon.schedule(jobs, "de", **kw)                           # seeded: the same figures
+    assert r.carbon_g_p5 != lk.carbon.schedule(jobs, "de", **{**kw, "seed": 4}).carbon_g_p5
+    assert r.carbon_g == pytest.approx(point.carbon_g * 1.3)                  # the PUE interval's midpoint
+    for k in ("carbon_g", "run_now_g", "saved_g"):
+        assert getattr(r, f"{k}_p5") < getattr(r, k) < getattr(r, f"{k}_p95")
+    assert r.saved_pct == pytest.approx(point.saved_pct)                      # systematic factors cancel
+    # bounds by hand: the product of the three factors lies in [0.8 x 1.1/1.3 x 0.9, 1.2 x 1.5/1.3 x 1.1]
+    assert r.carbon_g * 0.8 * 1.1 / 1.3 * 0.9 <= r.carbon_g_p5 and r.carbon_g_p95 <= r.carbon_g * 1.2 * 1.5 / 1.3 * 1.1
+    widths = [lk.carbon.schedule(jobs, "de", window=8, pue=(1.3 - h, 1.3 + h), power_rel=h, intensity_rel=h)
+              for h in (0.2, 0.1, 0.01, 0.0)]
+    w = [s.carbon_g_p95 - s.carbon_g_p5 for s in widths]
+    assert w[0] > w[1] > w[2] > w[3] == 0.0
+    assert "90% in" in repr(r) and "90% in" not in repr(point)
+
+
+@pytest.mark.parametrize("kw, match", [(dict(pue=0.9), "pue"), (dict(pue=(1.4, 1.1)), "low must be"),
+                                       (dict(power_rel=1.5), "power_rel"), (dict(intensity_rel=-0.1), "intensity_rel"),
+                                       (dict(n_draws=10), "n_draws")])
+def test_range_arguments_are_checked(kw, match):
+    with pytest.raises(ValueError, match=match):
+        lk.carbon.schedule(lk.carbon.Job("2020-04-01 01:00", duration_h=1), "fr", window=4, **kw)

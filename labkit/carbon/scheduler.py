@@ -13,6 +13,13 @@ the scheduler sees ``true + N(0, e x mean(true))`` per slot, independent, seeded
 Wiesner et al. 2021 (their simulator adds Gaussian noise with standard deviation ``error x mean``).
 Jobs are independent: no capacity limit (as in that paper). With a perfect forecast a job never emits more
 than running at its planned time, since the planned slots are one of the candidates.
+
+Ranges: every gram figure comes with a 5-95 % interval (``carbon_g_p5`` / ``carbon_g_p95``, ``run_now_g_*``,
+``saved_g_*``), by seeded Monte Carlo over the uncertainties you state: ``power_rel`` (the jobs' power is within
++-power_rel of power_w: TDP and load curve), ``pue`` as a ``(low, high)`` interval, and ``intensity_rel`` (the
+series' lifecycle factors within +-intensity_rel). Each is uniform and systematic (one draw applies to every job
+and slot), so the schedule itself does not change and ``saved_pct`` has no spread; only grams do. With no
+uncertainty stated (the default) the interval is the point.
 """
 
 from __future__ import annotations
@@ -67,6 +74,13 @@ class Schedule:
     max_delay_h: float
     jobs_worse_than_now: int           # jobs that emit more than at their planned time (forecast error)
     jobs: object = field(repr=False, compare=False)   # DataFrame, one row per job
+    carbon_g_p5: float = math.nan      # 5-95 % Monte Carlo interval of carbon_g (power, PUE, intensity)
+    carbon_g_p95: float = math.nan
+    run_now_g_p5: float = math.nan
+    run_now_g_p95: float = math.nan
+    saved_g_p5: float = math.nan
+    saved_g_p95: float = math.nan
+    range_inputs: str = ""             # what the interval assumed
 
     def to_frame(self):
         """One row per job: planned, start, finish, delay_h, carbon_g, run_now_g, saved_g, saved_pct."""
@@ -74,10 +88,12 @@ class Schedule:
 
     def __repr__(self) -> str:
         mode = "interruptible" if self.interruptible else "whole"
+        rng = "" if not self.carbon_g_p95 > self.carbon_g_p5 else (
+            f"; emitted 90% in [{_g(self.carbon_g_p5)}, {_g(self.carbon_g_p95)}] given {self.range_inputs}")
         return (f"Schedule({len(self.jobs)} {mode} jobs in {SERIES_NAMES[self.region]}, forecast {self.forecast}: "
                 f"{_g(self.carbon_g)} vs {_g(self.run_now_g)} run-now, saved {self.saved_pct:.1f}%; "
                 f"mean delay {self.mean_delay_h:.1f} h, max {self.max_delay_h:.1f} h; "
-                f"{self.jobs_worse_than_now} jobs worse than run-now)")
+                f"{self.jobs_worse_than_now} jobs worse than run-now{rng})")
 
 
 def _g(grams: float) -> str:
@@ -154,13 +170,39 @@ def _place(fc: np.ndarray, lo: int, hi: int, n: int, interruptible: bool) -> np.
     return np.arange(lo + s, lo + s + n)
 
 
+def _factors(pue, power_rel, intensity_rel, n, seed) -> tuple[float, np.ndarray | None, str]:
+    """(point PUE, n systematic factors on grams relative to the point or None when nothing is uncertain, label)."""
+    from labkit.args import check_int
+
+    lo, hi = (pue if isinstance(pue, (tuple, list)) and len(pue) == 2 else (pue, pue))
+    for v in (lo, hi):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 1.0:
+            raise ValueError(f"pue must be >= 1.0 (facility energy / IT energy) or a (low, high) pair, got {pue!r}.")
+    if lo > hi:
+        raise ValueError(f"pue: low must be <= high, got {pue!r}.")
+    for what, v in (("power_rel", power_rel), ("intensity_rel", intensity_rel)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
+            raise ValueError(f"{what} must be a fraction in [0, 1) (0.1 = +-10 %), got {v!r}.")
+    check_int("n_draws", n, 100)
+    point = (lo + hi) / 2
+    label = f"power +-{power_rel:.0%}, PUE U[{lo:g}, {hi:g}], intensity +-{intensity_rel:.0%}"
+    if lo == hi and power_rel == 0 and intensity_rel == 0:
+        return point, None, label + " (no uncertainty stated)"
+    rng = np.random.default_rng([seed, 21])
+    f = (rng.uniform(1 - power_rel, 1 + power_rel, n) * rng.uniform(lo, hi, n) / point
+         * rng.uniform(1 - intensity_rel, 1 + intensity_rel, n))
+    return point, f, label + f", {n} draws, seed {seed}"
+
+
 def schedule(jobs, region, window=None, interruptible: bool = False, forecast="perfect", *, seed: int = 0,
-             pue: float = 1.0) -> Schedule:
+             pue=1.0, power_rel: float = 0.0, intensity_rel: float = 0.0, n_draws: int = 2000) -> Schedule:
     """Shift deferrable `jobs` into low-carbon time on `region`'s real 2020 grid (lab 12).
 
     `window` (hours or a timedelta) is the flexibility window of jobs without their own deadline: the job
     must finish by ``release + window``. `forecast` is ``"perfect"``, ``None`` (run now) or a relative error
-    such as ``0.05``. Emissions are grams CO2e on the true series, times `pue`.
+    such as ``0.05``. Emissions are grams CO2e on the true series, times `pue` (a number, or a (low, high)
+    interval whose midpoint is the point figure). `power_rel`, `pue` as an interval and `intensity_rel` give the
+    5-95 % ranges (``carbon_g_p5`` ... ``saved_g_p95``; seeded by `seed`, `n_draws` draws).
 
     >>> import labkit as lk
     >>> job = lk.carbon.Job("2020-05-04 18:00", duration_h=1, power_w=1000)
@@ -168,11 +210,13 @@ def schedule(jobs, region, window=None, interruptible: bool = False, forecast="p
     >>> later = lk.carbon.schedule(job, "de", window=12)
     >>> now.saved_g, later.carbon_g <= now.carbon_g
     (0.0, True)
+    >>> r = lk.carbon.schedule(job, "de", window=12, pue=(1.1, 1.4), power_rel=0.2, intensity_rel=0.1)
+    >>> r.carbon_g_p5 < r.carbon_g < r.carbon_g_p95, later.carbon_g_p5 == later.carbon_g == later.carbon_g_p95
+    (True, True)
     """
     if not isinstance(interruptible, bool):
         raise ValueError(f"interruptible must be True or False, got {interruptible!r}.")
-    if isinstance(pue, bool) or not isinstance(pue, numbers.Real) or not math.isfinite(pue) or pue < 1.0:
-        raise ValueError(f"pue must be >= 1.0 (facility energy / IT energy), got {pue!r}.")
+    pue, factors, range_label = _factors(pue, power_rel, intensity_rel, n_draws, seed)
     label, error = _forecast_kind(forecast)
     window_h = None if window is None else _hours("window", window)
     code = series_code(region)
@@ -230,8 +274,18 @@ def schedule(jobs, region, window=None, interruptible: bool = False, forecast="p
 
     table = pd.DataFrame(rows).set_index("job")
     total, now_total = float(table["carbon_g"].sum()), float(table["run_now_g"].sum())
+    lo, hi = (1.0, 1.0) if factors is None else (float(q) for q in np.percentile(factors, [5, 95]))
+
+    def span(x):
+        return (x * lo, x * hi) if x >= 0 else (x * hi, x * lo)
+
+    ranges = {f"{k}_p5": v for k, v in (("carbon_g", span(total)[0]), ("run_now_g", span(now_total)[0]),
+                                        ("saved_g", span(now_total - total)[0]))}
+    ranges.update({f"{k}_p95": v for k, v in (("carbon_g", span(total)[1]), ("run_now_g", span(now_total)[1]),
+                                              ("saved_g", span(now_total - total)[1]))})
     return Schedule(region=code, forecast=label, interruptible=interruptible, carbon_g=total, run_now_g=now_total,
                     saved_g=now_total - total, saved_pct=100 * (now_total - total) / now_total if now_total else 0.0,
                     mean_delay_h=float(table["delay_h"].mean()), max_delay_h=float(table["delay_h"].max()),
-                    jobs_worse_than_now=int((table["saved_g"] < -1e-9).sum()), jobs=table)
+                    jobs_worse_than_now=int((table["saved_g"] < -1e-9).sum()), jobs=table, range_inputs=range_label,
+                    **ranges)
 

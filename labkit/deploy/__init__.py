@@ -8,6 +8,9 @@
   Serve's autoscaling rule (labkit.deploy.autoscale).
 - Closed forms (labkit.deploy.queueing): :func:`erlang_c`, :func:`md1`, :func:`pollaczek_khinchine`,
   :func:`little`; :func:`size` (labkit.deploy.sizing) finds the cheapest replica counts meeting a p99 SLO.
+- Carbon-aware routing (labkit.deploy.carbon_aware): :func:`carbon_router` prefers the pool on the cleanest grid
+  (real 2020 series) while the latency bound allows; :func:`carbon_on_series` recounts a run's grams on that
+  series; :func:`carbon_tradeoff` puts carbon saved beside p99 lost.
 - :func:`pipeline` (labkit.deploy.tandem): a ``lk.partition`` Plan as an edge stage -> link -> cloud stage.
 - The same fleet on Ray Serve: :func:`serve` (labkit.deploy.twin) -> a measured Result; :func:`compare`
   (labkit.deploy.agreement) puts simulated and served side by side with bootstrap intervals; :func:`as_served`
@@ -30,6 +33,7 @@ from labkit.args import namespace
 from labkit.cluster import ray_cluster
 from labkit.deploy.agreement import compare
 from labkit.deploy.autoscale import decide
+from labkit.deploy.carbon_aware import CarbonRouter, carbon_on_series, carbon_router, carbon_tradeoff
 from labkit.deploy.llm_cost import StepCost
 from labkit.deploy.llm_disagg import serve_llm_disagg
 from labkit.deploy.llm_engine import serve_llm_sim
@@ -45,9 +49,10 @@ from labkit.deploy.tandem import pipeline
 from labkit.deploy.twin import as_served, serve, serve_overhead_s
 from labkit.deploy.workload import Workload, bursty, diurnal, poisson, trace
 
-__all__ = ["Autoscaling", "Batching", "Fleet", "LLMResult", "LLMSizing", "Pool", "PoolState", "Result", "Sizing", "StepCost",
-           "Workload", "as_served", "bursty", "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1",
-           "pipeline", "poisson", "pollaczek_khinchine", "ray_cluster", "serve", "serve_llm_disagg", "serve_llm_sim",
-           "serve_overhead_s", "simulate", "size", "size_llm", "trace"]
+__all__ = ["Autoscaling", "Batching", "CarbonRouter", "Fleet", "LLMResult", "LLMSizing", "Pool", "PoolState", "Result",
+           "Sizing", "StepCost", "Workload", "as_served", "bursty", "carbon_on_series", "carbon_router", "carbon_tradeoff",
+           "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1", "pipeline", "poisson",
+           "pollaczek_khinchine", "ray_cluster", "serve", "serve_llm_disagg", "serve_llm_sim", "serve_overhead_s",
+           "simulate", "size", "size_llm", "trace"]
 
 __getattr__, __dir__ = namespace("lk.deploy", __all__)

@@ -7,8 +7,8 @@ all three of latency, grams per 1M requests and USD per 1M requests.
 
 What it does not model: regional price differences (every region pays the device's listed price), queueing
 (latency is one batch's service time plus the round trip you pass in ``rtt_s``), and hour-by-hour intensity
-(use ``lk.carbon.schedule`` for time). A carbon-aware router or autoscaler belongs to ``lk.deploy``, which
-this module does not use.
+(use ``lk.carbon.schedule`` for time, ``lk.deploy.carbon_router`` for routing live traffic by the hour's
+intensity). This module does not use the fleet simulator.
 
 """
 
