@@ -271,3 +271,11 @@ def test_a_calibrated_tie_is_memory_bound():
     d = dev(kind="local", name="local", fits={"elementwise": OpFit(0.0, 1e9, 1e8)})
     assert layer_time(layer(flops=1000, i=12, o=13), d, "fp32") == (pytest.approx(1e-6), "memory")
     assert layer_time(layer(flops=1001, i=12, o=13), d, "fp32")[1] == "compute"
+
+
+def test_a_profile_like_object_without_a_name():
+    # estimate reads a Profile by its fields: an object with layers, batch and at_batch is estimated, named ""
+    p = prof(layer(flops=10**6))
+    duck = SimpleNamespace(layers=p.layers, batch=1, at_batch=lambda batch: p)
+    e = lk.estimate(duck, dev())
+    assert e.model == "" and e.latency_s == pytest.approx(1e-6)
