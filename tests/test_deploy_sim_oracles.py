@@ -184,3 +184,51 @@ def test_a_batch_closes_when_full_or_at_its_timeout_by_hand():
         assert r.batch.tolist() == [3, 3, 3, 2, 2]
         assert same(r.start_s, [0.2, 0.2, 0.2, 2.7, 2.7]) and same(r.finish_s, [2.2, 2.2, 2.2, 4.2, 4.2])
         assert r.pools[0].busy_s == pytest.approx(3.5)
+
+
+def test_autoscaling_by_hand():
+    # target 1 ongoing request per replica, decisions every 1 s on the last 1 s, no delays, 0.5 s cold start,
+    # 10 s per request, one at a time. #0 runs at 0; the tick at 1 s sees 4 ongoing -> 4 replicas (paid from 1 s),
+    # serving at 1.5 s: #1-#3 run 1.5-11.5. At 10 s #0 is done: 3 ongoing -> 3 replicas (an idle one stops);
+    # the tick at 12 s (after the last finish at 11.5) sees none -> 1. Replica-seconds: 1 + 4 x 9 + 3 x 2 = 43.
+    auto = lk.deploy.Autoscaling(min_replicas=1, max_replicas=4, target_ongoing_requests=1, upscale_delay_s=0,
+                                 downscale_delay_s=0, look_back_period_s=1.0, control_interval_s=1.0)
+    pool = lk.deploy.Pool("p", device="l4", service_s=10.0, autoscaling=auto, cold_start_s=0.5,
+                          max_ongoing_requests=1)
+    r = lk.deploy.simulate(pool, lk.deploy.Workload([0.0, 0.1, 0.2, 0.3]))
+    assert same(r.start_s, [0, 1.5, 1.5, 1.5]) and same(r.finish_s, [10, 11.5, 11.5, 11.5])
+    assert r.replicas.tolist() == [[0, 0, 1, 1], [1, 0, 4, 1], [1.5, 0, 4, 2], [1.5, 0, 4, 3], [1.5, 0, 4, 4],
+                                   [10, 0, 3, 3], [12, 0, 1, 1], [12, 0, 1, 1]]
+    assert r.pools[0].replica_s == pytest.approx(43.0) and r.pools[0].busy_s == pytest.approx(40.0)
+    assert r.span_s == 11.5
+
+
+def _auto(**kw):
+    cfg = dict(min_replicas=1, max_replicas=2, upscale_delay_s=0, downscale_delay_s=0, look_back_period_s=1.0,
+               control_interval_s=1.0)
+    return lk.deploy.Autoscaling(**{**cfg, **kw})
+
+
+def test_scaling_down_busy_replicas_and_back_up_by_hand():
+    # 2 ongoing per replica wanted, 2 replicas at start. The tick at 1 s sees 2 ongoing -> 1 replica: both are
+    # busy, so one stops after its request (at 10 s). The burst at 5 s makes 4 ongoing at the 6 s tick -> 2
+    # again: the replica due to stop is kept (no new one, no cold start). At 11 s: 2 ongoing -> 1, and the
+    # replica that finishes at 20 s stops. Paid: 2 x 20 + 1 x 0.1 = 40.1 replica-seconds.
+    pool = lk.deploy.Pool("p", device="l4", service_s=10.0, autoscaling=_auto(target_ongoing_requests=2,
+                          initial_replicas=2), cold_start_s=3.0, max_ongoing_requests=1)
+    r = lk.deploy.simulate(pool, lk.deploy.Workload([0.0, 0.1, 5.0, 5.1]))
+    assert same(r.start_s, [0, 0.1, 10, 10.1]) and same(r.finish_s, [10, 10.1, 20, 20.1])
+    assert r.replicas.tolist() == [[0, 0, 2, 2], [1, 0, 2, 2], [6, 0, 2, 2], [11, 0, 2, 2], [20, 0, 1, 1],
+                                   [pytest.approx(20.1), 0, 1, 1]]
+    assert r.pools[0].replica_s == pytest.approx(40.1)
+
+
+def test_a_starting_replica_cancelled_by_hand():
+    # 5 s cold start. The tick at 1 s sees 2 ongoing -> 2 replicas (one starting, paid from 1 s); at 2 s only 1
+    # ongoing -> back to 1: the starting replica is cancelled (never serves, paid 1-2 s). Paid: 1 + 2 + 1 = 4.
+    pool = lk.deploy.Pool("p", device="l4", service_s=1.5, autoscaling=_auto(target_ongoing_requests=1),
+                          cold_start_s=5.0, max_ongoing_requests=1)
+    r = lk.deploy.simulate(pool, lk.deploy.Workload([0.0, 0.1]))
+    assert same(r.start_s, [0, 1.5]) and same(r.finish_s, [1.5, 3.0])
+    assert r.replicas.tolist() == [[0, 0, 1, 1], [1, 0, 2, 1], [2, 0, 1, 1], [3, 0, 1, 1]]
+    assert r.pools[0].replica_s == pytest.approx(4.0)
