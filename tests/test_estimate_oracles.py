@@ -93,8 +93,9 @@ def test_systolic_array_edges():
     assert lay.array_utilization == pytest.approx(systolic.utilization(1, 4, 4, 4, 4))
     assert 0 < lay.array_utilization < 1
     # a GEMM with an empty dimension has no utilisation; a layer without a GEMM neither
-    empty = layer(flops=0, i=4, o=4, op="linear", op_class="matmul", gemm=(1, 0, 4, 4))
-    assert lk.estimate(prof(empty), tpu).layers[0].array_utilization is None
+    for gemm in ((1, 0, 4, 4), (1, 4, 0, 4), (1, 4, 4, 0)):            # M, K or N empty
+        empty = layer(flops=0, i=4, o=4, op="linear", op_class="matmul", gemm=gemm)
+        assert lk.estimate(prof(empty), tpu).layers[0].array_utilization is None, gemm
     assert lk.estimate(prof(layer(flops=8, i=4, o=4)), tpu).layers[0].array_utilization is None
     # a full tile (4 x 4 x 4 on a 4 x 4 array) runs at the array's own utilisation, compute-bound
     full = layer(flops=2 * 4**3 * 10**6, i=16, o=16, w=16, op="linear", op_class="matmul", gemm=(1, 4, 4, 4))
@@ -142,7 +143,8 @@ def test_cost_carbon_and_per_sample_figures():
 def test_carbon_factor_regions_and_its_error(monkeypatch):
     d = dev(region="fr")
     # grams per joule: g/kWh / 3.6e6 J/kWh x PUE
-    assert carbon_factor(d, None) == ("fr", pytest.approx(lk.carbon.intensity("fr") * lk.carbon.pue(d) / 3.6e6))
+    assert carbon_factor(d, None) == ("fr", pytest.approx(lk.carbon.intensity("fr") * lk.carbon.pue(d) / 3.6e6,
+                                                          rel=1e-12))
     assert carbon_factor(d, "de")[0] == "de"
     assert carbon_factor(dev(region=None), None)[0] == "world"
     with pytest.raises(ValueError, match="nowhere"):
@@ -226,6 +228,7 @@ def test_tier_bandwidth_at_and_between_its_sizes():
     assert tier_bytes_per_s(tiers, 1e12) == pytest.approx(1e9)      # beyond the last: the last
     assert tier_bytes_per_s((), 1e12) == math.inf
     assert tier_bytes_per_s(((1e6, 5e9),), 1e9) == 5e9
+    assert tier_bytes_per_s(((1e6, 5e9),), 1e6) == 5e9                # one tier, at its size
 
 
 def test_fresh_output_from_its_threshold():
@@ -279,3 +282,54 @@ def test_a_profile_like_object_without_a_name():
     duck = SimpleNamespace(layers=p.layers, batch=1, at_batch=lambda batch: p)
     e = lk.estimate(duck, dev())
     assert e.model == "" and e.latency_s == pytest.approx(1e-6)
+
+
+def test_messages_name_what_was_given():
+    with pytest.raises(ValueError, match=r"estimate takes a Profile \(from lk.profile\(model, example\)\), got list\."):
+        lk.estimate([1, 2], dev())
+    with pytest.raises(ValueError, match=r"^profile 'empty' has no layers to estimate\.$"):
+        lk.estimate(prof(name="empty"), dev())
+    with pytest.raises(ValueError, match=r"^profile '' has no layers to estimate\.$"):      # no name at all
+        lk.estimate(SimpleNamespace(layers=(), batch=1), dev())
+    with pytest.raises(ValueError, match=r"^utilization \(the fraction of the rented machine's time doing useful "
+                                         r"work\) must be"):
+        lk.estimate(prof(layer(flops=1)), dev(), utilization=2)
+
+
+def test_memory_message_figures_and_advice():
+    # int8 weights of 1,245,000,001 B on a device of 1,235,000,001 B: "1.25 GB" and "1.24 GB" at 3 digits
+    # (one byte either way of the rounding boundary, so the GB divisor is exactly 1e9)
+    d = dev(peak_flops={"fp32": 1e12, "int8": 1e12}, mem_bytes=1_235_000_001)
+    with pytest.raises(ValueError, match=r"^model needs 1.25 GB at int8 \(weights \+ largest activation at batch 1\), "
+                                         r"device oracle has 1.24 GB; try a smaller batch, a smaller dtype \(int8\), "
+                                         r"or a device with more memory\.$"):
+        lk.estimate(prof(layer(w=1_245_000_001)), d, "int8")
+    # weights alone (no activations) that fill the memory exactly still fit
+    assert lk.estimate(prof(layer(w=1000)), dev(mem_bytes=4000)).latency_s == pytest.approx(4000 / 1e11)
+
+
+def test_compute_bound_fraction_sums_every_compute_bound_layer():
+    # two compute-bound layers of 1 ms and 2 ms, one memory-bound of 1 ms: 3 of 4 ms
+    e = lk.estimate(prof(layer("a", flops=10**9), layer("b", flops=2 * 10**9), layer("c", i=10_000_000,
+                                                                                    o=15_000_000)), dev())
+    assert [lay.bound for lay in e.layers] == ["compute", "compute", "memory"]
+    assert e.latency_s == pytest.approx(4e-3) and e.compute_bound_fraction == pytest.approx(0.75)
+    assert [(lay.name, lay.op, lay.op_class) for lay in e.layers] == [(n, "mul", "elementwise") for n in "abc"]
+
+
+def test_calibrated_bound_uses_the_capped_rate_and_op_fits_and_kernel_calls():
+    # 1e5 FLOP = 100 µs at 1 GFLOP/s; 800 kB = 80 µs at the fit's 10 GB/s, but 800 µs at the 1 GB/s tier it
+    # streams from: memory-bound at 800 µs (the uncapped rate would call it compute-bound)
+    d = dev(kind="local", name="local", fits={"elementwise": OpFit(0.0, 1e9, 1e10)}, mem_tiers=((1e5, 1e9),))
+    t, bound = layer_time(layer(flops=10**5, i=100_000, o=100_000), d, "fp32")
+    assert (t, bound) == (pytest.approx(8e-4), "memory")
+    # an op's own fit wins over its class's
+    fits = {"pool/maxpool": OpFit(1e-3, 1e12, 1e12), "pool": OpFit(2e-3, 1e12, 1e12)}
+    d = dev(kind="local", name="local", fits=fits)
+    assert layer_time(layer(op="maxpool", op_class="pool"), d)[0] == pytest.approx(1e-3)
+    assert layer_time(layer(op="avgpool", op_class="pool"), d)[0] == pytest.approx(2e-3)
+    # a depthwise convolution pays kernel_call_s per (channel x image): 8 groups x 2 images = 16 calls
+    d = dev(kind="local", name="local", fits={"dwconv": OpFit(0.0, 1e12, 1e12, kernel_call_s=1e-6)})
+    dw = layer(op="conv2d", op_class="dwconv", gemm=(8, 1, 9, 1), shape=(2, 8, 1, 1), o=16)
+    assert dw.kernel_calls == 16
+    assert layer_time(dw, d)[0] == pytest.approx(16e-6, rel=1e-3)
