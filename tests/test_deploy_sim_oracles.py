@@ -145,6 +145,7 @@ def test_drops_at_the_queue_bound_by_hand():
     assert r.dropped_mask.tolist() == [False, False, False, True, True]
     assert same(r.start_s, [0, 1, 2, np.nan, np.nan]) and same(r.finish_s, [1, 2, 3, np.nan, np.nan])
     assert r.pools[0].requests == 3 and r.pools[0].busy_s == 3.0
+    assert r.batch.tolist() == [1, 1, 1, 0, 0] and r.pool.tolist() == [0] * 5    # a dropped request ran no batch
     # max_ongoing_requests 2 without batching: room for one more (the replica still serves one at a time)
     r = hand([0.0, 0.1, 0.2, 0.3, 0.4], [lk.deploy.Pool("p", max_queued_requests=2, **{**one,
                                                                                       "max_ongoing_requests": 2})])
@@ -231,4 +232,16 @@ def test_a_starting_replica_cancelled_by_hand():
     r = lk.deploy.simulate(pool, lk.deploy.Workload([0.0, 0.1]))
     assert same(r.start_s, [0, 1.5]) and same(r.finish_s, [1.5, 3.0])
     assert r.replicas.tolist() == [[0, 0, 1, 1], [1, 0, 2, 1], [2, 0, 1, 1], [3, 0, 1, 1]]
+    assert r.pools[0].replica_s == pytest.approx(4.0)
+
+
+def test_events_at_the_same_instant_run_in_the_order_they_were_scheduled():
+    # The 2 s tick was scheduled at 1 s, #0's finish at 2 s only when it started (1.5 s): the tick runs first
+    # and sees 2 ongoing (#0 finishing, #1 waiting) -> 2 replicas; #1 then runs 2.0-2.5 on the first replica,
+    # the new one is ready at 2.5 and stops at the 3 s tick (nothing ongoing). Paid: 1 x 2 + 2 x 1 = 4.
+    pool = lk.deploy.Pool("p", device="l4", service_s=0.5, autoscaling=_auto(target_ongoing_requests=1),
+                          cold_start_s=0.5, max_ongoing_requests=1)
+    r = lk.deploy.simulate(pool, lk.deploy.Workload([1.5, 1.6]))
+    assert same(r.start_s, [1.5, 2.0]) and same(r.finish_s, [2.0, 2.5])
+    assert r.replicas.tolist() == [[0, 0, 1, 1], [2, 0, 2, 1], [2.5, 0, 2, 2], [3, 0, 1, 1], [3, 0, 1, 1]]
     assert r.pools[0].replica_s == pytest.approx(4.0)

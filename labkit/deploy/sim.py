@@ -22,7 +22,8 @@ The model, per pool (a Ray Serve deployment):
   Carbon: energy x PUE x the pool's grid intensity (lk.carbon).
 
 The loop is a single heapq of (time, seq, kind, pool, value) tuples plus per-pool counters and deques: no
-per-request or per-event objects. Routers see each pool's state at the request's arrival.
+per-request or per-event objects; events at the same instant run in the order they were scheduled (seq), and
+before an arrival at that instant. Routers see each pool's state at the request's arrival.
 
 """
 
