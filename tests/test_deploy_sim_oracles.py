@@ -245,3 +245,27 @@ def test_events_at_the_same_instant_run_in_the_order_they_were_scheduled():
     assert same(r.start_s, [1.5, 2.0]) and same(r.finish_s, [2.0, 2.5])
     assert r.replicas.tolist() == [[0, 0, 1, 1], [2, 0, 2, 1], [2.5, 0, 2, 2], [3, 0, 1, 1], [3, 0, 1, 1]]
     assert r.pools[0].replica_s == pytest.approx(4.0)
+
+
+def test_power_of_two_draws_come_from_the_seed_and_cover_every_pool():
+    # requests far apart find every pool idle: each goes to its first draw, uniform over the pools
+    pools = [lk.deploy.Pool(n, device="l4", service_s=0.001) for n in "abc"]
+    fleet = lk.deploy.Fleet(pools, router="power-of-two")
+    w = lk.deploy.Workload(np.arange(3000) * 0.01)
+    r1, r2 = lk.deploy.simulate(fleet, w, seed=5), lk.deploy.simulate(fleet, w, seed=5)
+    assert (r1.pool == r2.pool).all()                                   # the same seed, the same run
+    assert (r1.pool != lk.deploy.simulate(fleet, w, seed=6).pool).any()  # another seed, other draws
+    share = np.bincount(r1.pool, minlength=3) / 3000
+    assert np.all(np.abs(share - 1 / 3) < 0.04), share                   # ~5 standard errors
+
+
+def test_power_of_two_on_two_pools_never_picks_the_busier_one():
+    # with two pools both are always drawn: a request goes to the pool with fewer ongoing requests (either on a
+    # tie); ongoing at an arrival is counted here from the result (routed earlier, not finished before it)
+    pools = [lk.deploy.Pool("fast", device="l4", service_s=0.004), lk.deploy.Pool("slow", device="l4", service_s=0.02)]
+    w = lk.deploy.poisson(150, 8, seed=3)
+    r = lk.deploy.simulate(lk.deploy.Fleet(pools, router="power-of-two"), w, seed=2)
+    for i in range(len(w)):
+        before = slice(0, i)
+        ongoing = [int(((r.pool[before] == p) & (r.finish_s[before] > r.arrival_s[i])).sum()) for p in (0, 1)]
+        assert ongoing[r.pool[i]] <= ongoing[1 - r.pool[i]], (i, ongoing)
