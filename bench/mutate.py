@@ -9,6 +9,7 @@ a module has more unexplained survivors than its budget allows.
     python bench/mutate.py                 # every module in the budget file
     python bench/mutate.py check cut       # some of them
     python bench/mutate.py check --tests tests/test_check.py   # another test selection (e.g. a "before" score)
+    python bench/mutate.py sim --only labkit.deploy.sim.x__run__mutmut_12    # re-check named mutants (fast)
 
 Not part of `make test`: a module takes minutes (one pytest run per mutant, forked by mutmut).
 """
@@ -48,7 +49,8 @@ def _scratch(name: str, spec: dict, tests: list[str]) -> Path:
     toml += ("\n[tool.mutmut]\nsource_paths = [\"labkit\"]\n"
              f"only_mutate = [\"{spec['file']}\"]\n"
              f"pytest_add_cli_args_test_selection = {tests!r}\n"
-             "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-q\", \"-x\"]\n").replace("'", '"')
+             f"pytest_add_cli_args = {['-p', 'no:cacheprovider', '-q', '-x', *spec.get('pytest_args', [])]!r}\n"
+             ).replace("'", '"')
     (work / "pyproject.toml").write_text(toml)
     return work
 
@@ -77,7 +79,8 @@ def _check_functions_exist(spec: dict) -> None:
 
 
 def _mutmut(work: Path, *args: str, check=True) -> str:
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+    # mutmut runs the tests in work/mutants/, a copy of the code and tests only: the catalog stays in work/datasets
+    env = {**os.environ, "MPLBACKEND": "Agg", "LABKIT_DATASETS": str(work / "datasets")}
     out = subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=work, env=env, text=True,
                          capture_output=True, check=False)
     if check and out.returncode != 0:
@@ -98,11 +101,14 @@ def _squash(line: str) -> str:
     return " ".join(line.split())
 
 
-def run_module(name: str, spec: dict, tests: list[str] | None) -> dict:
+def run_module(name: str, spec: dict, tests: list[str] | None, only: list[str] | None = None) -> dict:
     _check_functions_exist(spec)
     tests = tests or spec["tests"]
     work = _scratch(name, spec, tests)
-    globs = _mutant_globs(spec)
+    globs = [m for m in only if m.startswith(spec["file"].removesuffix(".py").replace("/", "."))] if only \
+        else _mutant_globs(spec)
+    if not globs:
+        raise SystemExit(f"{name}: none of the --only mutants belong to {spec['file']}")
     print(f"== {name}: {spec['file']} ({', '.join(spec['functions'])}) against {' '.join(tests)}", flush=True)
     _mutmut(work, "run", "--max-children", str(spec.get("children", 2)), *globs)
     status = {}
@@ -146,13 +152,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="module keys of bench/mutation_budget.toml (default: all)")
     parser.add_argument("--tests", nargs="+", help="run these test files instead of the module's own")
+    parser.add_argument("--only", nargs="+", help="run only these mutants (names as printed), to re-check survivors")
     args = parser.parse_args(argv)
     budget = tomllib.loads(BUDGET.read_text())["modules"]
     names = args.modules or list(budget)
     unknown = [n for n in names if n not in budget]
     if unknown:
         raise SystemExit(f"unknown module {unknown}; allowed: {', '.join(budget)}")
-    results = [run_module(n, budget[n], args.tests) for n in names]
+    results = [run_module(n, budget[n], args.tests, args.only) for n in names]
     print("\nmodule       mutants  killed  equivalent  unexplained/budget  score")
     for r in results:
         print(f"{r['module']:<12} {r['mutants']:>7} {r['killed']:>7} {r['equivalent']:>11} "

@@ -37,15 +37,65 @@ PARTITIONS = [  # (model, edge, cloud, link, objective, batch): all-edge, all-cl
     ("resnet", "jetson-orin-nano", "l4", "wifi", "cost", 1),
     ("resnet", "jetson-orin-nano", "h100-sxm", "datacenter", "energy", 8),
     ("transformer", "raspberry-pi-5", "h100-sxm", "ethernet", "latency", 1),
+    # lab 06's microcontroller models (built below): their best plans split inside the model
+    ("sensor_chain", "stm32h7", "l4", "lte", "latency", 1),
+    ("sensor_chain", "stm32h7", "l4", "wifi", "latency", 1),
+    ("sensor_dag", "stm32h7", "l4", "wifi", "latency", 1),
 ]
+# Interior splits the golden file must hold (some layers on each side), with the split lab 06 teaches: the
+# microcontroller runs the stem and the 4x4 pool, whose output (8 kB) is 6x smaller than the image (49 kB).
+INTERIOR = {"sensor_chain|stm32h7|l4|lte|latency|1": "pool", "sensor_chain|stm32h7|l4|wifi|latency|1": "pool",
+            "sensor_dag|stm32h7|l4|wifi|latency|1": None}
+
+
+def _lab06_models():
+    """Lab 06's sensor_net (a 12-layer chain) and SensorResNet (an 18-layer DAG), as in its setup cell."""
+    from collections import OrderedDict
+
+    from torch import nn
+
+    layers = [("stem", nn.Conv2d(3, 8, 3, padding=1)), ("stem_relu", nn.ReLU()), ("pool", nn.MaxPool2d(4))]
+    for i, c_in in enumerate([8, 56, 56], start=1):
+        layers += [(f"conv{i}", nn.Conv2d(c_in, 56, 3, padding=1)), (f"relu{i}", nn.ReLU())]
+    layers += [("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(56, 10))]
+    chain = nn.Sequential(OrderedDict(layers)).eval()
+
+    class Residual(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv_a, self.relu_a = nn.Conv2d(c, c, 3, padding=1), nn.ReLU()
+            self.conv_b, self.relu = nn.Conv2d(c, c, 3, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(x + self.conv_b(self.relu_a(self.conv_a(x))))
+
+    class SensorResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.stem_relu, self.pool = nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4)
+            self.conv1, self.relu1 = nn.Conv2d(8, 24, 3, padding=1), nn.ReLU()
+            self.blocks = nn.Sequential(Residual(24), Residual(24))
+            self.gap, self.flatten, self.fc = nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 10)
+
+        def forward(self, x):
+            x = self.relu1(self.conv1(self.pool(self.stem_relu(self.stem(x)))))
+            return self.fc(self.flatten(self.gap(self.blocks(x))))
+
+    return {"sensor_chain": chain, "sensor_dag": SensorResNet().eval()}
 
 
 def _profiles():
+    import torch
+
     out = {}
+    lab06 = _lab06_models()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # the profiler warns about ops it has no MAC rule for
         for name in sorted({m for m, *_ in ESTIMATES} | {m for m, *_ in PARTITIONS}):
-            out[name] = lk.profile(lk.zoo.build(name), lk.zoo.example(name, 1))
+            if name in lab06:
+                out[name] = lk.profile(lab06[name], torch.zeros(1, 3, 64, 64), name=name)
+            else:
+                out[name] = lk.profile(lk.zoo.build(name), lk.zoo.example(name, 1))
     return out
 
 
@@ -102,6 +152,17 @@ def test_the_golden_file_is_not_trivial(stored):
     assert all(x > 0 for x in lat) and len(set(lat)) == len(lat)
     assert any(v["cloud_layers"] for v in stored["partition"].values())
     assert any(not v["cloud_layers"] or len(v["cloud_layers"]) < 5 for v in stored["partition"].values())
+
+
+def test_the_golden_file_holds_interior_splits(stored):
+    # a split inside the model (some layers on each side), not only all-edge or all-cloud plans; for the chain,
+    # the cloud side is exactly the layers after the split lab 06 teaches (names from the model, not the file)
+    chain = [name for name, _ in _lab06_models()["sensor_chain"].named_children()]
+    for case, split in INTERIOR.items():
+        cloud = stored["partition"][case]["cloud_layers"]
+        assert 0 < len(cloud) < (len(chain) if split else 18), case
+        if split:
+            assert cloud == sorted(chain[chain.index(split) + 1:]), case
 
 
 if __name__ == "__main__":

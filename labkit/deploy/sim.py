@@ -16,12 +16,14 @@ The model, per pool (a Ray Serve deployment):
   ongoing requests (queued + in service) averaged over look_back_period_s. New replicas cost money from the
   decision on and serve after their cold start; removed replicas stop at once if starting or idle, after
   their batch if busy.
-* Money: replica-seconds (idle included) x the device's hourly price, plus output egress over the link.
+* Money: replica-seconds (idle included) x the device's hourly price, plus output egress over the link; replicas
+  are paid until the last finish or the workload's end (or the autoscaler's last change, if later).
   Energy: idle power over replica-seconds plus each batch's dynamic energy from lk.estimate.
   Carbon: energy x PUE x the pool's grid intensity (lk.carbon).
 
 The loop is a single heapq of (time, seq, kind, pool, value) tuples plus per-pool counters and deques: no
-per-request or per-event objects. Routers see each pool's state at the request's arrival.
+per-request or per-event objects; events at the same instant run in the order they were scheduled (seq), and
+before an arrival at that instant. Routers see each pool's state at the request's arrival.
 
 """
 
@@ -339,7 +341,10 @@ def _run(fleet, comp, workload, seed):
         i += 1
 
     fin_arr = np.array(finish)
-    end = max(workload.duration_s, float(np.nanmax(fin_arr)) if n and not np.isnan(fin_arr).all() else 0.0)
+    # replicas are paid until the last finish, the workload's end, or the autoscaler's last change if that came
+    # later (a tick after the last finish may still scale down): never back in time (timeline rows are in order)
+    end = max(workload.duration_s, float(np.nanmax(fin_arr)) if n and not np.isnan(fin_arr).all() else 0.0,
+              timeline[-1][0])
     for p in range(P):
         account(p, end)
     timeline.extend((end, p, alive[p], running[p]) for p in range(P))

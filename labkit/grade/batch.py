@@ -1,7 +1,8 @@
 """``labkit grade``: grade submitted notebooks into a gradebook and per-student feedback (nbval underneath).
 
-    labkit grade --lab 00 --out OUTDIR [--workers N] [--ray ADDRESS] [--cell-timeout S] [--timeout S]
-                 [--memory-mb M] [--disk-mb D] [--solutions DIR] [--labs DIR] [--unsafe-no-sandbox] SUBMISSION...
+    labkit grade --lab 00 --out OUTDIR [--workers N] [--ray ADDRESS] [--cell-timeout S] [--cell-cpu S]
+                 [--timeout S] [--memory-mb M] [--disk-mb D] [--solutions DIR] [--labs DIR]
+                 [--unsafe-no-sandbox] SUBMISSION...
 
 Every submission gets a row in ``OUTDIR/gradebook.csv`` (``graded`` or ``ungradable`` with the reason) and a
 file in ``OUTDIR/feedback/``. Exit 0 when grading ran, whatever the students scored; 2 for the instructor's
@@ -154,7 +155,8 @@ def _calibrate_host(runtimes, threads: int) -> None:
 
 def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cell_timeout_s: float | None = None,
           timeout_s: float | None = None, memory_mb: float | None = None, disk_mb: float = 512, solutions=None,
-          labs=None, progress: bool = True, unsafe_no_sandbox: bool = False) -> GradeReport:
+          labs=None, progress: bool = True, unsafe_no_sandbox: bool = False,
+          cell_cpu_s: float | None = None) -> GradeReport:
     """Grade the notebooks in `paths` for lab `lab`; write ``out/gradebook.csv`` and ``out/feedback/``.
 
     >>> from labkit.grade.batch import grade
@@ -173,7 +175,7 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
         raise ValueError("no submissions: give notebook files or folders that contain .ipynb files.")
     limits = Limits(cell_timeout_s or the_lab.cell_timeout_s, timeout_s or the_lab.timeout_s,
                     memory_mb or the_lab.memory_mb, threads=max(1, (os.cpu_count() or 1) // workers),
-                    disk_mb=disk_mb, max_procs=the_lab.max_procs)
+                    disk_mb=disk_mb, max_procs=the_lab.max_procs, cell_cpu_s=cell_cpu_s or the_lab.cell_cpu_s)
     lab_files = _lab_files(Path(labs or repo_root() / "labs"), the_lab)
     _calibrate_host(the_lab.calibrate, limits.threads)
     nb_name = Path(the_lab.path).name
@@ -253,6 +255,8 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--ray", default=None, metavar="ADDRESS",
                         help="run on a Ray cluster: 'local' starts one here, 'auto' or an address joins one")
     parser.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell (default: lab's)")
+    parser.add_argument("--cell-cpu", type=float, default=None,
+                        help="CPU seconds per cell, then the cell is interrupted (default: lab's, else none)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per notebook (default: lab's)")
     parser.add_argument("--memory-mb", type=float, default=None, help="memory cap per notebook, MiB of PSS (default: lab's)")
     parser.add_argument("--disk-mb", type=float, default=512, help="disk cap per notebook's sandbox (MiB)")
@@ -270,7 +274,7 @@ def cli(argv: list[str]) -> int:
         report = grade(args.lab, args.submissions, args.out, workers=args.workers, ray=args.ray,
                        cell_timeout_s=args.cell_timeout, timeout_s=args.timeout, memory_mb=args.memory_mb,
                        disk_mb=args.disk_mb, solutions=args.solutions, labs=args.labs, progress=not args.quiet,
-                       unsafe_no_sandbox=args.unsafe_no_sandbox)
+                       unsafe_no_sandbox=args.unsafe_no_sandbox, cell_cpu_s=args.cell_cpu)
     except (ValueError, FileNotFoundError, SandboxUnavailable) as err:
         print(f"labkit grade: {err}", file=sys.stderr)
         return 2

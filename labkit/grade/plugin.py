@@ -35,6 +35,8 @@ def _summary(exc: BaseException) -> str:
     tb = _ANSI.sub("", getattr(exc, "inner_traceback", None) or "")
     lines = [ln.strip() for ln in tb.splitlines() if ln.strip()]
     last = lines[-1] if lines else message
+    if last.startswith("KeyboardInterrupt"):      # the runner's per-cell CPU-time limit (labkit.grade.runner)
+        return "interrupted: over the CPU-time limit of a cell"
     return last.rstrip(":").strip()[:200]
 
 

@@ -51,6 +51,7 @@ class Lab:
     calibrate: tuple = ()             # runtimes whose calibration the lab reads (lk.device("local")): made once on
                                       # the host before grading, so every kernel reads the same one
     max_procs: int = DEFAULT_MAX_PROCS  # processes + threads of a run (RLIMIT_NPROC): Ray Serve needs ~300
+    cell_cpu_s: float | None = None   # CPU seconds per cell before it is interrupted (labkit.grade.cell_cpu)
 
     @property
     def max_score(self) -> float:
@@ -75,7 +76,8 @@ def load_lab(lab: str, solutions_dir) -> Lab:
                float(meta.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S)),
                float(meta.get("timeout_s", DEFAULT_TIMEOUT_S)),
                float(meta.get("memory_mb", DEFAULT_MEMORY_MB)), tuple(meta.get("kernel_oracles", ())),
-               tuple(meta.get("calibrate", ())), int(meta.get("max_procs", DEFAULT_MAX_PROCS)))
+               tuple(meta.get("calibrate", ())), int(meta.get("max_procs", DEFAULT_MAX_PROCS)),
+               float(meta["cell_cpu_s"]) if meta.get("cell_cpu_s") else None)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,12 @@ applies the same sandbox, or refuses). It:
    or, with mode ``"none"``, in a temporary folder with the grader's rights;
 3. watches the process tree every 0.1 s: over the memory cap (the summed RSS of pytest + kernel + children,
    or, once that is over the cap, their proportional set size, which counts shared pages once) or the notebook time
-   limit, or a kernel that died in the middle of a cell, and the whole tree is killed;
+   limit, or a kernel that died in the middle of a cell, and the whole tree is killed. With a per-cell CPU-time
+   limit (``Limits.cell_cpu_s``), a cell whose kernel has used that many CPU seconds since the cell started is
+   interrupted (KeyboardInterrupt: the cell fails, the next cells run); a cell that goes on for as many CPU
+   seconds again ignored the interrupt, and the tree is killed. CPU seconds do not grow when the machine is
+   loaded, so this stops a busy loop quickly without failing slow honest cells; the wall-clock limits are then
+   only ceilings for a hang (a cell that sleeps or waits);
 4. returns the exported lines (answers, or oracles), the cell events and why it stopped, if it was stopped.
    Scoring happens in the grader's process (``labkit.grade.oracle``), never here.
 """
@@ -33,6 +38,7 @@ from pathlib import Path
 
 import psutil
 
+from labkit.grade.cell_cpu import CellCPU
 from labkit.grade.sandbox import DEFAULT_MAX_PROCS, UNSAFE, WORK, Box
 from labkit.measure import pss_bytes
 from labkit.paths import checker_file
@@ -46,7 +52,8 @@ _MAX_EXPORT_BYTES = 64 * 2**20     # what the grader reads of the answers file
 @dataclass(frozen=True)
 class Limits:
     """Per-cell and per-notebook time limits (s), memory cap (MiB: summed RSS, or PSS once RSS is over it), threads per kernel, disk cap (MiB
-    of each writable place in the sandbox) and processes + threads of the run."""
+    of each writable place in the sandbox), processes + threads of the run, and the per-cell CPU-time limit (CPU
+    seconds of the kernel and its children while one cell runs; None: no CPU limit)."""
 
     cell_timeout_s: float
     timeout_s: float
@@ -54,6 +61,7 @@ class Limits:
     threads: int = 1
     disk_mb: float = 512
     max_procs: int = DEFAULT_MAX_PROCS
+    cell_cpu_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -330,6 +338,7 @@ def _watch(proc: subprocess.Popen, limits: Limits, events: Path, t0: float):
     cap = limits.memory_mb * 2**20
     stopped, peak, kernels, gone_at = None, 0, set(), None
     seen: dict[int, psutil.Process] = {}
+    cpu = CellCPU(limits.cell_cpu_s) if limits.cell_cpu_s else None
     while proc.poll() is None:
         procs = _tree(root)
         seen.update((p.pid, p) for p in procs[1:])
@@ -357,6 +366,10 @@ def _watch(proc: subprocess.Popen, limits: Limits, events: Path, t0: float):
             gone_at = gone_at or time.monotonic()
             if time.monotonic() - gone_at > 1.0 and _mid_cell(_read_lines(events)):
                 stopped = "killed: the kernel died while a cell was running"
+        if cpu is not None and not stopped:
+            live = kernels & alive
+            mine = [p for p in procs if p.pid in live]
+            stopped = cpu.poll(_read_lines(events), mine, {q.pid: q for k in mine for q in _tree(k)}.values())
         if stopped:
             _kill(_tree(root))
             break
