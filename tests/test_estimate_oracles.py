@@ -218,6 +218,19 @@ def test_op_fit_time_and_terms_by_hand():
     assert OpFit(0, 1e9, 1e8).terms(5, 0) == (pytest.approx(5e-9), 0.0)
 
 
+
+def test_op_fit_prices_each_gemm_shape_term_by_its_own_count():
+    # distinct powers of ten so a dropped, swapped or subtracted term shows in the sum
+    fit = OpFit(1e-6, 1e9, 1e8, overlap=False, kernel_call_s=1e-7, weight_s=1e-9, small_gemm_weight_s=1e-10,
+                small_image_gemm_weight_s=1e-11)
+    base = 1e-6 + 1e-3 + 2e-4
+    assert fit.time_s(1e6, 2e4) == pytest.approx(base, rel=1e-12)     # no counts given: none of the terms
+    assert fit.time_s(1e6, 2e4, weights=1000) == pytest.approx(base + 1e-6, rel=1e-12)
+    assert fit.time_s(1e6, 2e4, small_weights=1000) == pytest.approx(base + 1e-7, rel=1e-12)
+    assert fit.time_s(1e6, 2e4, image_weights=1000) == pytest.approx(base + 1e-8, rel=1e-12)
+    assert fit.time_s(1e6, 2e4, calls=3, weights=1000, small_weights=1000, image_weights=1000) == pytest.approx(
+        base + 3e-7 + 1e-6 + 1e-7 + 1e-8, rel=1e-12)
+
 def test_tier_bandwidth_at_and_between_its_sizes():
     tiers = ((1e6, 100e9), (1e8, 10e9), (1e10, 1e9))
     assert tier_bytes_per_s(tiers, 999_999) == math.inf              # in cache: no cap
