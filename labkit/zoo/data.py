@@ -88,7 +88,7 @@ def noisy_digits(size: int = 8, copies: int = NOISY_COPIES, sigma: float = NOISY
     than one image: 1,800 images make one image 0.056 points instead of 0.28. Generated, never downloaded.
 
     >>> import labkit as lk
-    >>> x, y = lk.data.noisy_digits(size=32)        # lab 02 scores its quantised variants on this
+    >>> x, y = lk.data.noisy_digits(size=32)        # lab 02 scores its quantised variants on copies=3 of this
     >>> tuple(x.shape), len(y), bool(0 <= x.min() and x.max() <= 1)
     ((1800, 1, 32, 32), 1800, True)
     """
