@@ -189,10 +189,27 @@ def test_published_configs_reproduce_published_parameter_counts():
 
 def test_validate_published_is_within_a_stated_error():
     table = lk.llm.validate_published(show=False)
-    assert len(table) >= 8 and set(table["device"]) <= set(lk.devices().index)
+    assert len(table) >= 13 and set(table["device"]) <= set(lk.devices().index)
+    # a phone and data-centre serving engines are among them (issue 17)
+    assert (table["device"].map(lambda d: lk.device(d).kind) == "npu").any()
+    assert table["engine"].str.startswith("vLLM").sum() >= 2
+    assert table["source"].str.len().gt(40).all() and table["date"].astype(str).str.match(r"20\d\d").all()
     assert table.attrs["median_abs_error"] < 0.35
     assert (table["predicted_tok_s"] / table["published_tok_s"]).between(0.4, 2.5).all()
     assert (table["bound"] == "memory").all()                          # batch-1 decode is bandwidth-bound
+
+
+def test_rows_that_publish_a_time_per_token_become_tokens_per_s():
+    import tomllib
+
+    raw = tomllib.loads((datasets_dir() / "llm_published.toml").read_text())["rows"]
+    table = lk.llm.published()
+    assert len(raw) == len(table)
+    for row, (_, got) in zip(raw, table.iterrows()):
+        assert ("tokens_per_s" in row) != ("tpot_ms" in row)               # exactly one published figure
+        want = row["tokens_per_s"] if "tokens_per_s" in row else 1000.0 / row["tpot_ms"]
+        assert got["tokens_per_s"] == pytest.approx(want, rel=1e-12)
+    assert sum("tpot_ms" in r for r in raw) >= 2
 
 
 # ----------------------------------------------------------------------------------------- quantisation
