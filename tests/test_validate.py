@@ -129,6 +129,7 @@ def test_validate_gpt_rows(cached):
     gptcases = importlib.import_module("labkit.calibration.gptcases")
     assert [(r.model, r.batch) for r in report.rows] == [(n, b) for n, b, *_ in gptcases.cases(None, names_only=True)]
     assert all(r.runtime == "torch" and r.predicted_s > 0 and r.measured_s > 0 and not r.held_out for r in report.rows)
+    assert set(report.to_frame()["set"]) == {"gpt"}
     by = {(r.model, r.batch): r for r in report.rows}
     full, step = by[f"gpt recompute ctx {gptcases.LONG}", 1], by[f"gpt decode ctx {gptcases.LONG}", 1]
     assert report.kv_speedup.measured == full.measured_s / step.measured_s

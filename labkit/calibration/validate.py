@@ -83,7 +83,7 @@ class ValidationReport:
         """Median |error|, median signed error, worst |error| and count per group of rows (pandas).
 
         `key`: "model", "runtime", "batch", "op_class" (the class that dominates the prediction), "size" (the
-        input size of a held-out case, e.g. 64 for "resnet18@64") or "set" (zoo or held-out).
+        input size of a held-out case, e.g. 64 for "resnet18@64") or "set" (zoo, held-out or gpt).
         """
         frame = self.to_frame()
         if key not in frame.columns:
@@ -107,7 +107,7 @@ class ValidationReport:
                               "predicted_s": r.predicted_s, "measured_s": r.measured_s,
                               "rel_error": r.rel_error, "op_class": r.op_class,
                               "size": int(r.model.partition("@")[2] or 0) or None,
-                              "set": "held-out" if r.held_out else "zoo"} for r in self.rows])
+                              "set": _set(r)} for r in self.rows])
 
     def to_json(self) -> dict:
         return {"dtype": self.dtype, "threads": self.threads, "duration_s": self.duration_s,
@@ -140,6 +140,11 @@ class ValidationReport:
     def __repr__(self) -> str:
         return (f"ValidationReport({len(self.rows)} predictions, median |error| {self.median_abs_error:.1%}, "
                 f"{self.threads} threads)")
+
+
+def _set(row: ValidationRow) -> str:
+    """The set a row belongs to: held-out, gpt (the small GPT's prefill/decode steps) or zoo."""
+    return "held-out" if row.held_out else ("gpt" if row.model.startswith(gptcases.NAME + " ") else "zoo")
 
 
 def _ms(seconds: float) -> str:
@@ -307,7 +312,8 @@ def cli(argv: list[str] | None = None) -> int:
         print(json.dumps(report.to_json(), indent=1))
     else:
         print(report.table())
-        for key in ("op_class", "set") if args.held_out else ("op_class",):
+        several_sets = len({_set(r) for r in report.rows}) > 1
+        for key in ("op_class", "set") if several_sets else ("op_class",):
             frame = report.by(key)
             pct = {c: (lambda v: f"{v:+.1%}") for c in frame.columns if c != "n"}
             print(f"\nby {key}:\n{frame.to_string(formatters=pct)}")
