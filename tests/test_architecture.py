@@ -35,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "systolic": set(),                           # the array model estimate uses, its simulator and pictures
     "estimate": {"targets", "carbon", "systolic"},   # never the profiler, plot or a decision
     "compile": {"profile"},
-    "calibration": {"targets", "profile", "zoo", "estimate", "compile"},
+    "calibration": {"targets", "profile", "zoo", "estimate", "compile", "llm"},   # llm: the GPT's rows of validate
     "compress": {"zoo", "compile", "profile"},
     "partition": {"targets", "estimate", "profile"},
     "llm": {"targets", "profile", "estimate"},   # the small GPT and published LLMs, on paper and run

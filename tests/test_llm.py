@@ -189,10 +189,27 @@ def test_published_configs_reproduce_published_parameter_counts():
 
 def test_validate_published_is_within_a_stated_error():
     table = lk.llm.validate_published(show=False)
-    assert len(table) >= 8 and set(table["device"]) <= set(lk.devices().index)
+    assert len(table) >= 13 and set(table["device"]) <= set(lk.devices().index)
+    # a phone and data-centre serving engines are among them (issue 17)
+    assert (table["device"].map(lambda d: lk.device(d).kind) == "npu").any()
+    assert table["engine"].str.startswith("vLLM").sum() >= 2
+    assert table["source"].str.len().gt(40).all() and table["date"].astype(str).str.match(r"20\d\d").all()
     assert table.attrs["median_abs_error"] < 0.35
     assert (table["predicted_tok_s"] / table["published_tok_s"]).between(0.4, 2.5).all()
     assert (table["bound"] == "memory").all()                          # batch-1 decode is bandwidth-bound
+
+
+def test_rows_that_publish_a_time_per_token_become_tokens_per_s():
+    import tomllib
+
+    raw = tomllib.loads((datasets_dir() / "llm_published.toml").read_text())["rows"]
+    table = lk.llm.published()
+    assert len(raw) == len(table)
+    for row, (_, got) in zip(raw, table.iterrows()):
+        assert ("tokens_per_s" in row) != ("tpot_ms" in row)               # exactly one published figure
+        want = row["tokens_per_s"] if "tokens_per_s" in row else 1000.0 / row["tpot_ms"]
+        assert got["tokens_per_s"] == pytest.approx(want, rel=1e-12)
+    assert sum("tpot_ms" in r for r in raw) >= 2
 
 
 # ----------------------------------------------------------------------------------------- quantisation
@@ -233,3 +250,33 @@ def test_quantized_gpt_bytes_and_loss(gpt):
         lk.llm.quantize(model, bits=4)
     with pytest.raises(ValueError, match="bits"):
         lk.llm.quantize(model, bits=3)
+
+
+def test_packed_linears_keep_integer_codes_and_compute_what_quantize_computes(gpt):
+    """lk.llm.pack (the integer-code model timed by bench/llm.py) against lk.llm.quantize's fake-quantised model
+    as the oracle: same codes, same logits, for both kernels."""
+    from labkit.llm.quant import quantize_tensor
+
+    model = gpt.model
+    ids = torch.tensor([lk.llm.encode("ROMEO:\nWhat light through yonder window breaks")])
+    n_linear = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    for bits, group in ((8, None), (4, 32)):
+        oracle = lk.llm.quantize(model, bits=bits, group_size=group).model
+        with torch.no_grad():
+            want = oracle(ids)
+            for kernel in ("dequant", "fused"):
+                packed = lk.llm.pack(model, bits, group, kernel)
+                qs = [m for m in packed.modules() if type(m).__name__ == "QLinear"]
+                assert len(qs) == n_linear and not any(isinstance(m, torch.nn.Linear) for m in packed.modules())
+                assert torch.allclose(packed(ids), want, atol=1e-4), (bits, kernel)
+                codes, _ = quantize_tensor(model.blocks[0].mlp[2].weight, bits, group)
+                assert torch.equal(packed.blocks[0].mlp[2].q, codes) and codes.dtype == torch.int8
+                if kernel == "fused" and bits == 4:
+                    assert packed.head.kernel == "dequant"             # 65 rows: not a multiple of 16
+                    assert packed.blocks[0].attn.qkv.kernel == "fused"
+    with pytest.raises(ValueError, match="kernel"):
+        lk.llm.pack(model, 8, kernel="fast")
+    with pytest.raises(ValueError, match="group_size"):
+        lk.llm.pack(model, 4)
+    with pytest.raises(ValueError, match="per output channel"):
+        lk.llm.pack(model, 8, 32, kernel="fused")

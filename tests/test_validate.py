@@ -78,3 +78,65 @@ def test_cli_json_exits_0(cached, capsys):
 
 def test_lk_validate_is_the_function():
     assert callable(lk.validate) and callable(lk.calibrate)
+
+
+# ------------------------------------------------------------------ the small GPT of lab 08 (issue 17)
+
+def test_gpt_cases_time_the_step_their_profile_describes():
+    """Each timed call does what its Profile counts (torch's FLOP counter as the oracle), gives the logits of a
+    full causal forward over the same tokens, and leaves the cache as it found it (so it can be timed again)."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    gptcases = importlib.import_module("labkit.calibration.gptcases")
+    model = lk.zoo.load("gpt").model
+    cases = gptcases.cases(model)
+    assert [(n, b) for n, b, *_ in cases] == [(n, b) for n, b, *_ in gptcases.cases(None, names_only=True)]
+    with torch.inference_mode():
+        for name, batch, prof, fn, args in cases:
+            with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+                logits = fn(*args)
+            assert 2 * prof.macs == counter.get_total_flops(), name
+            assert prof.batch == batch == logits.shape[0], name
+            if " decode ctx " in name:
+                context = int(name.rsplit(" ", 1)[1])
+                full = model(torch.zeros(batch, context + 1, dtype=torch.long))[:, -1:]
+                assert torch.allclose(logits, full, atol=1e-4), name
+                with sdpa_kernel(SDPBackend.MATH):
+                    again = fn(*args)
+                assert torch.equal(logits, again), name           # the cache was back at `context`
+    kinds = {n.split()[1] for n, *_ in cases}
+    assert kinds == {"prefill", "decode", "recompute"}
+    assert len({b for n, b, *_ in cases if " decode " in n}) >= 3      # decode at several batch sizes
+
+
+def test_kv_speedup_is_recompute_over_decode_of_the_rows():
+    gptcases = importlib.import_module("labkit.calibration.gptcases")
+    long = gptcases.LONG
+    rows = (validate_mod.ValidationRow(f"gpt recompute ctx {long}", "torch", 1, 6.0, 9.0),
+            validate_mod.ValidationRow(f"gpt decode ctx {long}", "torch", 1, 1.5, 3.0),
+            validate_mod.ValidationRow(f"gpt decode ctx {long}", "torch", 8, 99.0, 99.0))
+    s = gptcases.speedup(rows)
+    assert (s.context, s.measured, s.predicted) == (long, 3.0, 4.0)
+    assert gptcases.speedup(rows[1:]) is None
+    report = validate_mod.ValidationReport(rows, dtype="fp32", threads=1, duration_s=0.0, kv_speedup=s)
+    assert "3.0x faster" in report.table() and json.loads(json.dumps(report.to_json()))["kv_speedup"]["predicted"] == 4.0
+
+
+def test_validate_gpt_rows(cached):
+    report = validate_mod.validate(models=["gpt"], runtimes=("torch",), progress=False, min_time_s=0.05)
+    gptcases = importlib.import_module("labkit.calibration.gptcases")
+    assert [(r.model, r.batch) for r in report.rows] == [(n, b) for n, b, *_ in gptcases.cases(None, names_only=True)]
+    assert all(r.runtime == "torch" and r.predicted_s > 0 and r.measured_s > 0 and not r.held_out for r in report.rows)
+    assert set(report.to_frame()["set"]) == {"gpt"}
+    by = {(r.model, r.batch): r for r in report.rows}
+    full, step = by[f"gpt recompute ctx {gptcases.LONG}", 1], by[f"gpt decode ctx {gptcases.LONG}", 1]
+    assert report.kv_speedup.measured == full.measured_s / step.measured_s
+    assert report.kv_speedup.predicted == full.predicted_s / step.predicted_s > 1
+    # prediction structure within the run: more tokens in a prefill, more predicted time; batching decode is cheap
+    prefill = [by[f"gpt prefill {n}", 1].predicted_s for n in gptcases.PREFILL]
+    assert prefill == sorted(prefill)
+    assert by["gpt decode ctx 64", 8].predicted_s < 8 * by["gpt decode ctx 64", 1].predicted_s
+    with pytest.raises(ValueError, match="torch"):
+        validate_mod.validate(models=["gpt"], runtimes=("onnxruntime",))

@@ -9,9 +9,13 @@ Per runtime, model and batch:
   Conv+BN folded, Conv+ReLU fused into one FusedConv, MatMul+Add into Gemm. Profiling the exported graph
   instead would charge for layers that never run. We stop at EXTENDED because level ALL rewrites convs
   into hardware-specific NCHWc contrib ops whose shapes no ONNX tool can infer, so ALL cannot be profiled.
+- the small GPT of lab 08 (``"gpt"``, torch only): TTFT over prompt lengths, TPOT over contexts and batches,
+  against the analytic prefill/decode Profiles (labkit.calibration.gptcases), and the KV cache's speed-up at
+  a long context, measured beside predicted.
 - ``rel_error = (predicted - measured) / measured``; the headline is the median of |rel_error|.
 
-    $ labkit validate                  # 5 models x 2 runtimes x batch 1, 32: a table and the median error
+    $ labkit validate                  # 5 models x 2 runtimes x batch 1, 32, and the GPT: a table, the median error
+    $ labkit validate --models gpt     # the small GPT's prefill and decode steps only (a few seconds)
     $ labkit validate --json --quick   # machines; --quick measures less (noisier), --models picks models
 """
 
@@ -25,6 +29,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from labkit.calibration import gptcases
 from labkit.calibration.contention import NOTE_ABOVE, OtherLoad
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -63,6 +68,7 @@ class ValidationReport:
     threads: int
     duration_s: float
     other_cpu_share: float = 0.0     # share of the CPUs other processes used while measuring
+    kv_speedup: gptcases.KVSpeedup | None = None   # the small GPT's KV cache at a long context, when measured
 
     @property
     def median_abs_error(self) -> float:
@@ -77,7 +83,7 @@ class ValidationReport:
         """Median |error|, median signed error, worst |error| and count per group of rows (pandas).
 
         `key`: "model", "runtime", "batch", "op_class" (the class that dominates the prediction), "size" (the
-        input size of a held-out case, e.g. 64 for "resnet18@64") or "set" (zoo or held-out).
+        input size of a held-out case, e.g. 64 for "resnet18@64") or "set" (zoo, held-out or gpt).
         """
         frame = self.to_frame()
         if key not in frame.columns:
@@ -101,7 +107,7 @@ class ValidationReport:
                               "predicted_s": r.predicted_s, "measured_s": r.measured_s,
                               "rel_error": r.rel_error, "op_class": r.op_class,
                               "size": int(r.model.partition("@")[2] or 0) or None,
-                              "set": "held-out" if r.held_out else "zoo"} for r in self.rows])
+                              "set": _set(r)} for r in self.rows])
 
     def to_json(self) -> dict:
         return {"dtype": self.dtype, "threads": self.threads, "duration_s": self.duration_s,
@@ -109,6 +115,7 @@ class ValidationReport:
                 "median_abs_error": self.median_abs_error, "median_signed_error": self.median_signed_error,
                 "median_abs_error_by_runtime": {rt: self.median_abs_error_by(rt)
                                                 for rt in dict.fromkeys(r.runtime for r in self.rows)},
+                "kv_speedup": None if self.kv_speedup is None else vars(self.kv_speedup),
                 "rows": [{"model": r.model, "runtime": r.runtime, "batch": r.batch,
                           "predicted_s": r.predicted_s, "measured_s": r.measured_s,
                           "rel_error": r.rel_error, "op_class": r.op_class, "held_out": r.held_out}
@@ -123,6 +130,8 @@ class ValidationReport:
         by = ", ".join(f"{rt} {self.median_abs_error_by(rt):.1%}" for rt in dict.fromkeys(r.runtime for r in self.rows))
         lines.append(f"median |relative error|: {self.median_abs_error:.1%} ({by}); median signed error "
                      f"{self.median_signed_error:+.1%}; {self.threads} threads, {self.dtype}, {self.duration_s:.0f} s")
+        if self.kv_speedup is not None:
+            lines.append(str(self.kv_speedup))
         if self.other_cpu_share > NOTE_ABOVE:
             lines.append(f"note: other processes used {self.other_cpu_share:.0%} of the CPUs while measuring: "
                          "measured times are noisy (rerun on a quiet machine for the real error)")
@@ -131,6 +140,11 @@ class ValidationReport:
     def __repr__(self) -> str:
         return (f"ValidationReport({len(self.rows)} predictions, median |error| {self.median_abs_error:.1%}, "
                 f"{self.threads} threads)")
+
+
+def _set(row: ValidationRow) -> str:
+    """The set a row belongs to: held-out, gpt (the small GPT's prefill/decode steps) or zoo."""
+    return "held-out" if row.held_out else ("gpt" if row.model.startswith(gptcases.NAME + " ") else "zoo")
 
 
 def _ms(seconds: float) -> str:
@@ -161,16 +175,20 @@ def _check(models, runtimes, batches, dtype, held_out=False):
     from labkit.args import Int, OneOf, check
     from labkit.dtypes import normalize_dtype
 
-    models = list(zoo.names() if models is None else ([models] if isinstance(models, str) else models))
+    models = list([*zoo.names(), gptcases.NAME] if models is None
+                  else ([models] if isinstance(models, str) else models))
     if held_out:
         from labkit.calibration.heldout import CASES
 
         models += [c for c in CASES if c not in models]
     for m in models:
-        _source(m)
+        if m != gptcases.NAME:
+            _source(m)
     runtimes = [runtimes] if isinstance(runtimes, str) else list(runtimes)
     for rt in runtimes:
         check("runtime", rt, OneOf(RUNTIMES))
+    if models == [gptcases.NAME] and "torch" not in runtimes:
+        raise ValueError("the small GPT is measured in torch only: add runtimes=('torch',)")
     batches = list(batches) if isinstance(batches, (list, tuple)) else [batches]
     if not batches:
         raise ValueError("batches must hold at least one int >= 1, such as (1, 32).")
@@ -183,6 +201,9 @@ def _check(models, runtimes, batches, dtype, held_out=False):
 def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32", progress: bool = True,
              min_time_s: float = 0.3, held_out: bool = False) -> ValidationReport:
     """Predict and measure zoo models here, for torch eager and ONNX Runtime (lab 00).
+
+    ``"gpt"`` (in the default models; torch only) adds the small GPT of lab 08: prefill and decode steps
+    (labkit.calibration.gptcases) and the KV cache's measured speed-up beside the predicted one.
 
     ``held_out=True`` adds published architectures at several input sizes that the calibration never saw
     (labkit.calibration.heldout.CASES: ResNet-18/34, MobileNetV2/V3, EfficientNet-B0, ViT-Tiny, BERT-mini);
@@ -214,8 +235,9 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(runtimes) * len(models) * len(batches) * (ROUNDS + 1), desc="validate",
-                   unit="step", file=sys.stderr)
+        n_gpt = len(gptcases.cases(None, names_only=True)) if gptcases.NAME in models and "torch" in runtimes else 0
+        n_other = len(runtimes) * len([m for m in models if m != gptcases.NAME]) * len(batches)
+        bar = tqdm(total=(n_other + n_gpt) * ROUNDS + n_other, desc="validate", unit="step", file=sys.stderr)
     rows = []
     # one runtime at a time, never an ORT session alive while torch runs: idle ORT threads spin for a
     # while after each run and would steal the cores torch is being timed on. Each (model, batch) keeps
@@ -224,6 +246,12 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
         for rt in runtimes:
             cases = []   # (model name, batch, profile, fn, args)
             for m in models:
+                if m == gptcases.NAME:
+                    if rt == "torch":
+                        from labkit.zoo import load
+
+                        cases += gptcases.cases(load(m).model)
+                    continue
                 build, example = _source(m)
                 model = build(m)
                 for b in batches:
@@ -258,7 +286,7 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
     if bar is not None:
         bar.close()
     return ValidationReport(tuple(rows), dtype="fp32", threads=n_threads, duration_s=time.perf_counter() - t0,
-                            other_cpu_share=other.share)
+                            other_cpu_share=other.share, kv_speedup=gptcases.speedup(rows))
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -266,7 +294,7 @@ def cli(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="labkit validate", description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=None, help="zoo models (default: all)")
+    parser.add_argument("--models", nargs="+", default=None, help="zoo models and/or gpt (default: all)")
     parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), help="torch and/or onnxruntime")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--quick", action="store_true", help="measure less: faster, noisier")
@@ -284,7 +312,8 @@ def cli(argv: list[str] | None = None) -> int:
         print(json.dumps(report.to_json(), indent=1))
     else:
         print(report.table())
-        for key in ("op_class", "set") if args.held_out else ("op_class",):
+        several_sets = len({_set(r) for r in report.rows}) > 1
+        for key in ("op_class", "set") if several_sets else ("op_class",):
             frame = report.by(key)
             pct = {c: (lambda v: f"{v:+.1%}") for c in frame.columns if c != "n"}
             print(f"\nby {key}:\n{frame.to_string(formatters=pct)}")

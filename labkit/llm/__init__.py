@@ -19,6 +19,7 @@ from labkit.llm.archs import names as config_names
 from labkit.llm.kv import KVBudget, kv_bytes, max_sequences
 from labkit.llm.model import GPTConfig, KVCache
 from labkit.llm.profiles import decode, prefill, step
+from labkit.llm.qlinear import pack
 from labkit.llm.quant import Quantized, dequantize_tensor, quantize, quantize_tensor
 from labkit.llm.sampling import Generation, generate
 from labkit.llm.score import bigram_loss, val_loss
@@ -28,7 +29,7 @@ from labkit.llm.validation import published, step_time, tokens_per_s, validate_p
 
 __all__ = ["GPTConfig", "Generation", "KVBudget", "KVCache", "LLMConfig", "Quantized", "bigram_loss", "config",
            "config_names", "configs", "decode", "decode_text", "dequantize_tensor", "encode", "generate", "kv_bytes", "max_sequences",
-           "model", "prefill", "published", "quantize", "quantize_tensor", "step", "step_time", "tokens_per_s", "val_loss",
+           "model", "pack", "prefill", "published", "quantize", "quantize_tensor", "step", "step_time", "tokens_per_s", "val_loss",
            "validate_published"]
 
 __getattr__, __dir__ = namespace("lk.llm", __all__)

@@ -46,12 +46,18 @@ def step_time(model, device, decode_contexts=(), prefill=(), dtype: str = "fp16"
 
 
 def published():
-    """The published decode speeds (datasets/llm_published.toml) as a pandas DataFrame, one row each (lab 08)."""
+    """The published decode speeds (datasets/llm_published.toml) as a pandas DataFrame, one row each (lab 08).
+
+    A row that publishes a time per output token (``tpot_ms``) gets ``tokens_per_s = 1000 / tpot_ms``.
+    """
     import pandas as pd
 
     from labkit.targets.catalog import read_toml
 
-    return pd.DataFrame(read_toml("llm_published.toml")["rows"])
+    table = pd.DataFrame(read_toml("llm_published.toml")["rows"])
+    if "tpot_ms" in table:                       # rows that publish a time per output token instead of a rate
+        table["tokens_per_s"] = table["tokens_per_s"].fillna(1e3 / table["tpot_ms"])
+    return table
 
 
 def validate_published(show: bool = True):
