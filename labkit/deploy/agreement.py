@@ -18,7 +18,8 @@ def _stat(lat: np.ndarray, span: float, which: str) -> np.ndarray:
 
 def compare(simulated, served, n_boot: int = 500, seed: int = 0, level: float = 0.95):
     """p50/p90/p99 latency and throughput of two Results side by side, each with a bootstrap interval (resampling
-    requests), and the served/simulated ratio (lab 07). Returns a pandas DataFrame indexed by statistic.
+    requests), and the served/simulated ratio (lab 07). Returns a pandas DataFrame indexed by statistic. Two
+    token-level results (``serve_llm_sim`` / ``serve_llm``, lab 09) compare TTFT and TPOT instead (``compare_llm``).
 
     >>> import labkit as lk
     >>> w = lk.deploy.poisson(50, 60, seed=0)
@@ -30,6 +31,10 @@ def compare(simulated, served, n_boot: int = 500, seed: int = 0, level: float = 
     >>> bool(t.loc["p50_s", "ratio"] > 1)
     True
     """
+    if hasattr(simulated, "ttft_s") and hasattr(served, "ttft_s"):     # token-level (lab 09): TTFT and TPOT
+        from labkit.deploy.llm_serve import compare_llm
+
+        return compare_llm(simulated, served)
     import pandas as pd
 
     rng = np.random.default_rng(seed)
