@@ -8,7 +8,9 @@ prefills each new prompt, decodes one token for every running sequence in one ba
 step's tokens out at once (as the simulator's step does). No preemption: a sequence reserves its whole length at
 admission. Each request is a streaming call (``handle.options(stream=True)``): the replica's async generator
 yields every token as it is made. The client (this process) replays the workload open-loop at its arrival times
-and stamps every token as it arrives. No HTTP proxy; Ray and Serve always shut down (Ray only when started here).
+and stamps every token as it arrives. No HTTP proxy. Ray and Serve always shut down: a Ray started here is shut
+down whole (its processes, Serve's controller and replica among them, end with it: ``serve.shutdown()``'s graceful
+drain would add seconds); on a cluster that was already running, ``serve.shutdown()`` takes the app down.
 
 The simulator side of ``compare_llm``: ``serve_llm_sim(workload, "gpt", "local", cost=served.step_cost,
 max_batch=..., kv_tokens=...)``, where ``served.step_cost`` was measured inside the replica before the replay.
@@ -188,6 +190,15 @@ class ServedLLM:
         """``step_cost`` x ``dilation``: the step costs as the engine met them during the replay."""
         return self.step_cost.scaled(self.dilation, "measured in the Serve replica, x its in-service dilation")
 
+    def simulate(self, workload, in_service: bool = True):
+        """``serve_llm_sim`` of `workload` on this machine with this engine's slots, KV budget and step costs
+        (``in_service_cost``, or ``step_cost`` as measured alone); the device is this CPU, not calibrated."""
+        from labkit.deploy.llm_engine import serve_llm_sim
+
+        cost = self.in_service_cost if in_service else self.step_cost
+        return serve_llm_sim(workload, "gpt", local_measured(), cost=cost, max_batch=self.max_batch,
+                             kv_tokens=self.kv_tokens, block_tokens=1)
+
     @property
     def delivery_s(self) -> np.ndarray:
         """Per token: arrival at the client - emission by the engine (Serve's streaming path)."""
@@ -209,6 +220,22 @@ class ServedLLM:
                 f"steps: TTFT p50/p99 {s['ttft_p50_s'] * 1e3:.3g}/{s['ttft_p99_s'] * 1e3:.3g} ms, TPOT p50/p99 "
                 f"{s['tpot_p50_s'] * 1e3:.3g}/{s['tpot_p99_s'] * 1e3:.3g} ms, {self.tokens_out_per_s:.4g} output "
                 f"tok/s; delivery median {np.median(self.delivery_s) * 1e3:.3g} ms per token)")
+
+
+def local_measured():
+    """This machine as a Device for the simulator, without a roofline calibration: the GPT's measured step costs
+    price every step (``cost=``), so only its name, memory and power are used."""
+    import platform
+
+    import psutil
+
+    from labkit.calibration.calibrate import POWER_W_PER_CPU
+    from labkit.targets.devices import Device
+
+    idle_w, busy_w = POWER_W_PER_CPU
+    return Device("local", "local", platform.processor() or "this CPU", {"fp32": 1e9}, mem_bw_bytes_per_s=1e9,
+                  mem_bytes=float(psutil.virtual_memory().total), idle_w=idle_w, peak_w=busy_w,
+                  notes="this machine; steps priced by the small GPT's measured step costs, not a roofline")
 
 
 def prompts_for(workload, seed: int = 0) -> list[list[int]]:
@@ -282,6 +309,9 @@ def serve_llm(workload, prompts=None, *, max_batch: int = 8, kv_tokens: int | No
     cfg = config("gpt")
     ids, out, kv_tokens = _check(workload, prompts, max_batch, kv_tokens, cfg.context, cfg.vocab)
     startup: dict = {}
+    import ray
+
+    ours = not ray.is_initialized() and address in (None, "local")   # Ray's shutdown then takes Serve down too
     t0 = time.perf_counter()
     with ray_cluster(num_cpus=num_cpus, address=address):
         startup["ray_init"] = time.perf_counter() - t0
@@ -305,8 +335,11 @@ def serve_llm(workload, prompts=None, *, max_batch: int = 8, kv_tokens: int | No
             res = _off_loop(_run, handle, workload.arrival_s, ids, out, calibrate_repeats, startup)
         finally:
             t0 = time.perf_counter()
-            rserve.shutdown()
+            if not ours:                       # a cluster we joined or were given: take our Serve app down
+                rserve.shutdown()
             startup["serve_shutdown"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+    startup["ray_shutdown"] = time.perf_counter() - t0
     sent, toks, recv, emit, cost, stats, overhead = res
     first = np.array([r[0] if len(r) else np.nan for r in recv])
     finish = np.array([r[-1] if len(r) else np.nan for r in recv])
@@ -324,7 +357,7 @@ def _run(handle, arrival, ids, out, repeats, startup):
         list(gen.remote([0], 2))
     cost = handle.calibrate.remote(repeats).result(timeout_s=120)
     lone = []                    # Serve's own time in a lone request's TTFT: client TTFT - the priced prefill
-    for _ in range(3):
+    for _ in range(5):
         sent = time.perf_counter()
         stamps = [time.perf_counter() for _ in gen.remote([0] * 8, 2)]
         lone.append(stamps[0] - sent - cost.prefill_s(8))
