@@ -32,8 +32,6 @@ def compare(simulated, served, n_boot: int = 500, seed: int = 0, level: float = 
     True
     """
     if hasattr(simulated, "ttft_s") and hasattr(served, "ttft_s"):     # token-level (lab 09): TTFT and TPOT
-        from labkit.deploy.llm_serve import compare_llm
-
         return compare_llm(simulated, served)
     import pandas as pd
 
@@ -55,3 +53,31 @@ def compare(simulated, served, n_boot: int = 500, seed: int = 0, level: float = 
         rows[stat] = row
     return pd.DataFrame(rows).T[["simulated", "simulated_lo", "simulated_hi", "served", "served_lo", "served_hi",
                                  "ratio"]]
+
+
+def compare_llm(simulated, served):
+    """TTFT and TPOT p50/p99 (and output tokens/s) of a simulation beside a served run, with the relative error
+    (served / simulated - 1) (lab 09). Returns a pandas DataFrame indexed by statistic.
+
+    >>> import labkit as lk
+    >>> w = lk.deploy.Workload([0.0, 0.0], {"prompt_tokens": [100, 100], "output_tokens": [5, 5]})
+    >>> a = lk.deploy.serve_llm_sim(w, "llama-3.1-8b", "h100-sxm")
+    >>> t = lk.deploy.compare(a, a)
+    >>> list(t.columns), float(t.loc["ttft_p50_s", "error"])
+    (['simulated', 'served', 'error'], 0.0)
+    """
+    import pandas as pd
+
+    rows = {}
+    for metric in ("ttft_s", "tpot_s"):
+        ps, pv = simulated.percentiles(metric), served.percentiles(metric)
+        for p in (50, 99):
+            rows[f"{metric[:-2]}_p{p}_s"] = (ps[p], pv[p])
+    rows["tokens_out_per_s"] = (simulated.tokens_out_per_s, served.tokens_out_per_s)
+    df = pd.DataFrame(rows, index=["simulated", "served"]).T
+    df["error"] = df["served"] / df["simulated"] - 1
+    extra = getattr(served, "serve_overhead_s", None)
+    if extra is not None:              # the simulation plus Serve's own part of a lone request's TTFT
+        df["sim_plus_serve"] = df["simulated"] + [extra, extra, 0.0, 0.0, 0.0]
+        df["error_plus_serve"] = df["served"] / df["sim_plus_serve"] - 1
+    return df

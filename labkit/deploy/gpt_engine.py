@@ -186,3 +186,18 @@ def measure_step_cost(max_batch: int = 8, repeats: int = 7, threads: int = 1) ->
         return fit_step_cost(Engine(load().model, max_batch), max_batch, repeats, "measured in this process")
     finally:
         torch.set_num_threads(before)
+
+
+def local_measured():
+    """This machine as a Device for the simulator, without a roofline calibration: the GPT's measured step costs
+    price every step (``cost=``), so only its name, memory and power are used."""
+    import platform
+
+    import psutil
+
+    from labkit.targets.devices import Device
+
+    idle_w, busy_w = 1.5, 6.0          # W for the one CPU the replica uses: labkit.calibration's documented estimate
+    return Device("local", "local", platform.processor() or "this CPU", {"fp32": 1e9}, mem_bw_bytes_per_s=1e9,
+                  mem_bytes=float(psutil.virtual_memory().total), idle_w=idle_w, peak_w=busy_w,
+                  notes="this machine; steps priced by the small GPT's measured step costs, not a roofline")

@@ -1,5 +1,4 @@
-"""``lk.deploy.serve_llm``: lab 08's small GPT served for real on Ray Serve, tokens streamed, and
-``compare_llm``: the measurement beside ``serve_llm_sim`` (lab 09).
+"""``lk.deploy.serve_llm``: lab 08's small GPT served for real on Ray Serve, tokens streamed (lab 09).
 
 One replica (a Serve deployment, ``num_cpus=1``, one torch thread; torch is imported once, when the replica
 starts) runs an ENGINE LOOP (labkit.deploy.gpt_engine): at each iteration it admits waiting requests in arrival
@@ -12,8 +11,9 @@ and stamps every token as it arrives. No HTTP proxy. Ray and Serve always shut d
 down whole (its processes, Serve's controller and replica among them, end with it: ``serve.shutdown()``'s graceful
 drain would add seconds); on a cluster that was already running, ``serve.shutdown()`` takes the app down.
 
-The simulator side of ``compare_llm``: ``serve_llm_sim(workload, "gpt", "local", cost=served.step_cost,
-max_batch=..., kv_tokens=...)``, where ``served.step_cost`` was measured inside the replica before the replay.
+``served.simulate(workload)`` is the simulator's side: ``serve_llm_sim`` with the same slots, KV budget and the
+step costs measured inside the replica before the replay (``step_cost``), stretched by the replica's in-service
+``dilation`` (``in_service_cost``); ``lk.deploy.compare(simulated, served)`` puts TTFT and TPOT side by side.
 """
 
 from __future__ import annotations
@@ -193,6 +193,7 @@ class ServedLLM:
     def simulate(self, workload, in_service: bool = True):
         """``serve_llm_sim`` of `workload` on this machine with this engine's slots, KV budget and step costs
         (``in_service_cost``, or ``step_cost`` as measured alone); the device is this CPU, not calibrated."""
+        from labkit.deploy.gpt_engine import local_measured
         from labkit.deploy.llm_engine import serve_llm_sim
 
         cost = self.in_service_cost if in_service else self.step_cost
@@ -220,22 +221,6 @@ class ServedLLM:
                 f"steps: TTFT p50/p99 {s['ttft_p50_s'] * 1e3:.3g}/{s['ttft_p99_s'] * 1e3:.3g} ms, TPOT p50/p99 "
                 f"{s['tpot_p50_s'] * 1e3:.3g}/{s['tpot_p99_s'] * 1e3:.3g} ms, {self.tokens_out_per_s:.4g} output "
                 f"tok/s; delivery median {np.median(self.delivery_s) * 1e3:.3g} ms per token)")
-
-
-def local_measured():
-    """This machine as a Device for the simulator, without a roofline calibration: the GPT's measured step costs
-    price every step (``cost=``), so only its name, memory and power are used."""
-    import platform
-
-    import psutil
-
-    from labkit.calibration.calibrate import POWER_W_PER_CPU
-    from labkit.targets.devices import Device
-
-    idle_w, busy_w = POWER_W_PER_CPU
-    return Device("local", "local", platform.processor() or "this CPU", {"fp32": 1e9}, mem_bw_bytes_per_s=1e9,
-                  mem_bytes=float(psutil.virtual_memory().total), idle_w=idle_w, peak_w=busy_w,
-                  notes="this machine; steps priced by the small GPT's measured step costs, not a roofline")
 
 
 def prompts_for(workload, seed: int = 0) -> list[list[int]]:
@@ -391,31 +376,3 @@ def _run(handle, arrival, ids, out, repeats, startup):
     stats = handle.engine_stats.remote().result(timeout_s=60)
     stats = {k: (v - base[k] if k != "init_s" else v) for k, v in stats.items()}
     return sent, toks, [np.array(r) for r in recv], [np.array(e) for e in emit], cost, stats, overhead
-
-
-def compare_llm(simulated, served):
-    """TTFT and TPOT p50/p99 (and output tokens/s) of a simulation beside a served run, with the relative error
-    (served / simulated - 1) (lab 09). Returns a pandas DataFrame indexed by statistic.
-
-    >>> import labkit as lk
-    >>> w = lk.deploy.Workload([0.0, 0.0], {"prompt_tokens": [100, 100], "output_tokens": [5, 5]})
-    >>> a = lk.deploy.serve_llm_sim(w, "llama-3.1-8b", "h100-sxm")
-    >>> t = lk.deploy.compare(a, a)
-    >>> list(t.columns), float(t.loc["ttft_p50_s", "error"])
-    (['simulated', 'served', 'error'], 0.0)
-    """
-    import pandas as pd
-
-    rows = {}
-    for metric in ("ttft_s", "tpot_s"):
-        ps, pv = simulated.percentiles(metric), served.percentiles(metric)
-        for p in (50, 99):
-            rows[f"{metric[:-2]}_p{p}_s"] = (ps[p], pv[p])
-    rows["tokens_out_per_s"] = (simulated.tokens_out_per_s, served.tokens_out_per_s)
-    df = pd.DataFrame(rows, index=["simulated", "served"]).T
-    df["error"] = df["served"] / df["simulated"] - 1
-    extra = getattr(served, "serve_overhead_s", None)
-    if extra is not None:              # the simulation plus Serve's own part of a lone request's TTFT
-        df["sim_plus_serve"] = df["simulated"] + [extra, extra, 0.0, 0.0, 0.0]
-        df["error_plus_serve"] = df["served"] / df["sim_plus_serve"] - 1
-    return df
