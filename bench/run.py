@@ -19,7 +19,8 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
   simulation (goal: every percentile within 10%);
 - ``lk.deploy.serve_llm_sim`` (bench/deploy_llm.py, issue 18): the full 1-hour Azure conversation trace through a
   4-replica continuous-batching pool (budget 10 s), static batching and chunked prefill on it, and the ratio to
-  the simpy model of the same engine; lab 09's time and memory are the notebooks' rows above.
+  the simpy model of the same engine; the small GPT served on Ray Serve against the simulator (TTFT/TPOT errors,
+  Ray start-up breakdown); lab 09's time and memory are the notebooks' rows above.
 - lk.carbon's replication of "Let's Wait Awhile" (bench/carbon.py): its run time and headline savings.
 - ``lk.federated``: one FedAvg run in process and on Ray (bench/federated.py also prints the Table-2 sweep).
 

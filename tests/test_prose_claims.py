@@ -45,6 +45,7 @@ NOT_ABOUT_THE_RUN = {
     "07": {"15%": "the grading tolerance, a parameter"},
     "08": {"10 %": "the memory reserve, a parameter", "50 %": "labkit's edge-CPU efficiency, a constant",
            "126 of 128": "the prompt (8) plus the new tokens (118), parameters of the exercise"},
+    "09": {"25%": "the issue's agreement goal for the served model, a threshold (a question to the learner)"},
     "10": {"90%": "the target accuracy, a parameter", "100×": "McMahan et al.'s published range (2017)"},
     "12": {"10 %": "the stated uncertainty and forecast error, parameters", "90 %": "the range's coverage, a parameter"},
 }

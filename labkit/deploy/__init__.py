@@ -20,6 +20,10 @@
   batching, chunked prefill, KV budget with preemption; step costs from :class:`StepCost`, labkit.deploy.llm_cost) -> :class:`LLMResult`;
   :func:`serve_llm_disagg` (labkit.deploy.llm_disagg): Splitwise prefill/decode pools, KV moved over a link;
   :func:`size_llm` (labkit.deploy.llm_sizing): the cheapest device and replica count meeting a TTFT/TPOT SLO.
+- The small GPT served for real (lab 09): :func:`serve_llm` (labkit.deploy.llm_serve; a torch engine loop with
+  continuous batching on a Ray Serve replica, tokens streamed) -> :class:`ServedLLM`; :func:`compare` puts it beside
+  ``serve_llm_sim`` with the step costs the replica measured (:class:`GPTStepCost`, labkit.deploy.gpt_engine;
+  :func:`measure_step_cost` measures them without Ray).
 
 
 >>> import labkit as lk
@@ -34,10 +38,12 @@ from labkit.cluster import ray_cluster
 from labkit.deploy.agreement import compare
 from labkit.deploy.autoscale import decide
 from labkit.deploy.carbon_aware import CarbonRouter, carbon_on_series, carbon_router, carbon_tradeoff
+from labkit.deploy.gpt_engine import GPTStepCost, measure_step_cost
 from labkit.deploy.llm_cost import StepCost
 from labkit.deploy.llm_disagg import serve_llm_disagg
 from labkit.deploy.llm_engine import serve_llm_sim
 from labkit.deploy.llm_result import LLMResult
+from labkit.deploy.llm_serve import ServedLLM, serve_llm
 from labkit.deploy.llm_sizing import LLMSizing, size_llm
 from labkit.deploy.pool import Autoscaling, Batching, Fleet, Pool
 from labkit.deploy.queueing import erlang_c, little, md1, pollaczek_khinchine
@@ -49,10 +55,11 @@ from labkit.deploy.tandem import pipeline
 from labkit.deploy.twin import as_served, serve, serve_overhead_s
 from labkit.deploy.workload import Workload, bursty, diurnal, poisson, trace
 
-__all__ = ["Autoscaling", "Batching", "CarbonRouter", "Fleet", "LLMResult", "LLMSizing", "Pool", "PoolState", "Result",
-           "Sizing", "StepCost", "Workload", "as_served", "bursty", "carbon_on_series", "carbon_router", "carbon_tradeoff",
-           "cold_start_s", "compare", "decide", "diurnal", "erlang_c", "little", "md1", "pipeline", "poisson",
-           "pollaczek_khinchine", "ray_cluster", "serve", "serve_llm_disagg", "serve_llm_sim", "serve_overhead_s",
-           "simulate", "size", "size_llm", "trace"]
+__all__ = ["Autoscaling", "Batching", "CarbonRouter", "Fleet", "GPTStepCost", "LLMResult", "LLMSizing", "Pool",
+           "PoolState", "Result", "ServedLLM", "Sizing", "StepCost", "Workload", "as_served", "bursty",
+           "carbon_on_series", "carbon_router", "carbon_tradeoff", "cold_start_s", "compare", "decide", "diurnal",
+           "erlang_c", "little", "md1", "measure_step_cost", "pipeline", "poisson", "pollaczek_khinchine",
+           "ray_cluster", "serve", "serve_llm", "serve_llm_disagg", "serve_llm_sim", "serve_overhead_s", "simulate",
+           "size", "size_llm", "trace"]
 
 __getattr__, __dir__ = namespace("lk.deploy", __all__)

@@ -18,7 +18,8 @@ def _stat(lat: np.ndarray, span: float, which: str) -> np.ndarray:
 
 def compare(simulated, served, n_boot: int = 500, seed: int = 0, level: float = 0.95):
     """p50/p90/p99 latency and throughput of two Results side by side, each with a bootstrap interval (resampling
-    requests), and the served/simulated ratio (lab 07). Returns a pandas DataFrame indexed by statistic.
+    requests), and the served/simulated ratio (lab 07). Returns a pandas DataFrame indexed by statistic. Two
+    token-level results (``serve_llm_sim`` / ``serve_llm``, lab 09) compare TTFT and TPOT instead (``compare_llm``).
 
     >>> import labkit as lk
     >>> w = lk.deploy.poisson(50, 60, seed=0)
@@ -30,6 +31,8 @@ def compare(simulated, served, n_boot: int = 500, seed: int = 0, level: float = 
     >>> bool(t.loc["p50_s", "ratio"] > 1)
     True
     """
+    if hasattr(simulated, "ttft_s") and hasattr(served, "ttft_s"):     # token-level (lab 09): TTFT and TPOT
+        return compare_llm(simulated, served)
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -50,3 +53,31 @@ def compare(simulated, served, n_boot: int = 500, seed: int = 0, level: float = 
         rows[stat] = row
     return pd.DataFrame(rows).T[["simulated", "simulated_lo", "simulated_hi", "served", "served_lo", "served_hi",
                                  "ratio"]]
+
+
+def compare_llm(simulated, served):
+    """TTFT and TPOT p50/p99 (and output tokens/s) of a simulation beside a served run, with the relative error
+    (served / simulated - 1) (lab 09). Returns a pandas DataFrame indexed by statistic.
+
+    >>> import labkit as lk
+    >>> w = lk.deploy.Workload([0.0, 0.0], {"prompt_tokens": [100, 100], "output_tokens": [5, 5]})
+    >>> a = lk.deploy.serve_llm_sim(w, "llama-3.1-8b", "h100-sxm")
+    >>> t = lk.deploy.compare(a, a)
+    >>> list(t.columns), float(t.loc["ttft_p50_s", "error"])
+    (['simulated', 'served', 'error'], 0.0)
+    """
+    import pandas as pd
+
+    rows = {}
+    for metric in ("ttft_s", "tpot_s"):
+        ps, pv = simulated.percentiles(metric), served.percentiles(metric)
+        for p in (50, 99):
+            rows[f"{metric[:-2]}_p{p}_s"] = (ps[p], pv[p])
+    rows["tokens_out_per_s"] = (simulated.tokens_out_per_s, served.tokens_out_per_s)
+    df = pd.DataFrame(rows, index=["simulated", "served"]).T
+    df["error"] = df["served"] / df["simulated"] - 1
+    extra = getattr(served, "serve_overhead_s", None)
+    if extra is not None:              # the simulation plus Serve's own part of a lone request's TTFT
+        df["sim_plus_serve"] = df["simulated"] + [extra, extra, 0.0, 0.0, 0.0]
+        df["error_plus_serve"] = df["served"] / df["sim_plus_serve"] - 1
+    return df
