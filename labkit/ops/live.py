@@ -25,6 +25,7 @@ import numpy as np
 
 CARRIED = ("model", "device", "region", "dtype", "batching")     # attributes that travel in user_config
 AUTOSCALING_KEYS = ("min_replicas", "max_replicas", "target_ongoing_requests")
+CODE_VERSION = "labkit-ops-serve-app-1"
 
 
 DEFAULT_SERVICE_S = 0.01      # a replica's seconds per request unless told (see RayServeBackend)
@@ -166,7 +167,11 @@ class RayServeBackend:
         from labkit.ops.serve_app import deployment
 
         self.start()
-        _off_loop(lambda: serve.run(deployment(name, **options).bind(), name=name, route_prefix=None))
+        # A fixed code version (Serve's private option, as `serve deploy` sets one from the config): a change of
+        # num_replicas or user_config is then a light update (replicas added, removed or reconfigured in place),
+        # not a rolling restart of every replica, which a new random version per serve.run would be.
+        dep = deployment(name, **options).options(version=CODE_VERSION, _internal=True)
+        _off_loop(lambda: serve.run(dep.bind(), name=name, route_prefix=None))
 
     def create(self, name: str, attrs: dict) -> None:
         self._run(name, self._options(name, attrs))

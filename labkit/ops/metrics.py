@@ -4,6 +4,11 @@ The live run feeds them as requests come back and exposes them on an HTTP ``/met
 produces the same series on simulated time (`simulated_series` of an lk.deploy Result); `scrape` reads any
 ``/metrics`` endpoint into a frame, and `histogram_quantile` is Prometheus's own estimate, for comparison.
 
+Where the series live: in the process that sends the load (`RayServeBackend.send` feeds them, `Metrics.serve`
+exposes them with prometheus-client's own HTTP server), so the latency is what a client sees, Serve's routing
+included. Ray's own metrics export would need its metrics agent and a scrape target per node, and reports
+the replica's side only; one port in the driver is the simplest thing a Prometheus can reliably scrape here.
+
 >>> import labkit as lk
 >>> lk.ops.latency_buckets(0.2)
 (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.8, 2.0)

@@ -59,10 +59,12 @@ class Router:
 
 def deployment(name: str, **options):
     """`Replica` as a Serve deployment called `name`, with Serve's `options` (num_replicas, user_config, ...).
-    Replicas ask for no CPU: they mostly sleep, so a 2-core machine holds several."""
+    Replicas ask for no CPU (they mostly sleep, so a 2-core machine holds several) and stop within 2 s."""
     from ray import serve
 
     options.setdefault("ray_actor_options", {"num_cpus": 0})
+    options.setdefault("graceful_shutdown_wait_loop_s", 0.2)   # a replica holds at most a few sleeps: stop fast
+    options.setdefault("graceful_shutdown_timeout_s", 2.0)
     return serve.deployment(Replica).options(name=name, **options)
 
 
