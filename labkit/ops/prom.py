@@ -85,7 +85,8 @@ def prometheus(targets, scrape_interval: str = "1s", port: int | None = None, bi
     proc = subprocess.Popen([exe, f"--config.file={folder / 'prometheus.yml'}",
                              f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
                              "--log.level=warn", "--storage.tsdb.retention.time=1h"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder)
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder,
+                            preexec_fn=_die_with_parent())
     server = Prometheus(f"http://127.0.0.1:{port}", folder, proc)
     try:
         _wait_ready(server, start_timeout_s)
@@ -102,6 +103,25 @@ def prometheus(targets, scrape_interval: str = "1s", port: int | None = None, bi
             proc.wait()
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _die_with_parent():
+    """On Linux, from the main thread: the server gets SIGTERM if this process dies without leaving the `with`
+    (a killed kernel), so no Prometheus outlives its lab. (The signal follows the thread that started it, hence
+    main thread only.)"""
+    import sys
+    import threading
+
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+
+    def set_pdeathsig():
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)     # PR_SET_PDEATHSIG
+
+    return set_pdeathsig
 
 
 def _wait_ready(server: Prometheus, timeout_s: float) -> None:
