@@ -113,8 +113,11 @@ def test_prometheus_p99_over_served_requests_agrees_with_their_own_quantile(live
                                ).value.iloc[0])
         buckets = prom.query("sum by (le) (labkit_request_latency_seconds_bucket)")
         assert prom.query("labkit_replicas").value.tolist() == [1.0]
+        scraped = lk.ops.scrape(target)                      # the real /metrics endpoint, over HTTP
         process = prom.process
     assert process.poll() is not None                        # the server is gone with its block
+    with pytest.raises(OSError):                             # and so is the /metrics endpoint
+        lk.ops.scrape(target, timeout_s=2)
     assert (df.status == "ok").all()
     exact = float(np.quantile(df.latency_s, 0.99))
     bounds = np.array(m.buckets)
@@ -128,7 +131,6 @@ def test_prometheus_p99_over_served_requests_agrees_with_their_own_quantile(live
     by_le = dict(zip(buckets["le"], buckets["value"]))
     counts = [by_le[str(b)] for b in m.buckets] + [by_le["+Inf"]]
     assert lk.ops.histogram_quantile(0.99, m.buckets, counts) == pytest.approx(p99, rel=1e-9)
-    scraped = lk.ops.scrape(m.text())
     assert scraped.query("metric == 'labkit_requests_total'").value.sum() == n
 
 

@@ -190,7 +190,9 @@ class RayServeBackend:
 
     def scale(self, name: str, replicas: int) -> None:
         """A change by hand (outside labkit.ops), through Ray's own API: ``serve.run`` of the running
-        deployment again with another ``num_replicas`` (its other settings as the controller has them)."""
+        deployment again with another ``num_replicas`` (its other settings as the controller has them). By hand,
+        the same change is ``serve.run(labkit.ops.serve_app.deployment(name, num_replicas=n, user_config=...)
+        .bind(), name=name, route_prefix=None)`` (a rolling restart of the replicas: no fixed code version)."""
         from labkit.args import Int, check, unknown_name
 
         replicas = check("replicas", replicas, Int(low=1))
