@@ -18,12 +18,17 @@ from labkit.ops.alerts import (
     rules_yaml,
 )
 from labkit.ops.backend import FORCES_REPLACEMENT, SimBackend, attributes, rayservice, serve_config
+from labkit.ops.live import RayServeBackend
+from labkit.ops.metrics import Metrics, histogram_quantile, latency_buckets, scrape, simulated_series
 from labkit.ops.plan import ApplyResult, Change, Plan, StalePlanError, apply, plan
+from labkit.ops.prom import Prometheus, PrometheusNotFound, prometheus, query
 from labkit.ops.state import State, StateFile, StateLockedError
 
-__all__ = ["ApplyResult", "BurnRateWindow", "Change", "FORCES_REPLACEMENT", "Plan", "SLO", "SimBackend", "Spec",
-           "StalePlanError", "State", "StateFile", "StateLockedError", "WINDOWS", "alert_rules", "apply",
-           "attributes", "burn_rate_alerts", "evaluate", "rayservice", "rule_tests", "load_spec", "plan", "rules_yaml", "serve_config"]
+__all__ = ["ApplyResult", "BurnRateWindow", "Change", "FORCES_REPLACEMENT", "Metrics", "Plan", "Prometheus",
+           "PrometheusNotFound", "RayServeBackend", "SLO", "SimBackend", "Spec", "StalePlanError", "State",
+           "StateFile", "StateLockedError", "WINDOWS", "alert_rules", "apply", "attributes", "burn_rate_alerts",
+           "evaluate", "histogram_quantile", "latency_buckets", "load_spec", "plan", "prometheus", "query",
+           "rayservice", "rule_tests", "rules_yaml", "scrape", "serve_config", "simulated_series"]
 
 _near_match, __dir__ = namespace("lk.ops", __all__)
 _LAZY = {"SLO", "Spec", "load_spec"}     # pydantic's models take ~0.4 s to import: loaded on first use

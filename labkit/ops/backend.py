@@ -77,7 +77,8 @@ def serve_config(spec, import_path: str = "labkit.ops.serve_app:app") -> dict:
     ``ray.serve.schema.ServeDeploySchema``: one application per spec, one deployment per pool (lab 11).
 
     The pool's model, device, region and dtype travel in ``user_config``; batching in it too (Ray's
-    ``@serve.batch`` is set in code, not in the config).
+    ``@serve.batch`` is set in code, not in the config). ``args`` names the pools for the application
+    builder `labkit.ops.serve_app.app`.
 
     >>> import labkit as lk
     >>> spec = lk.ops.load_spec({"name": "s", "pools": [{"name": "gpu", "model": "mobilenet", "device": "l4",
@@ -101,7 +102,7 @@ def serve_config(spec, import_path: str = "labkit.ops.serve_app:app") -> dict:
             d["num_replicas"] = p.replicas
         deployments.append(d)
     config = {"applications": [{"name": spec.name, "route_prefix": f"/{spec.name}", "import_path": import_path,
-                                "deployments": deployments}]}
+                                "args": {"pools": [p.name for p in spec.pools]}, "deployments": deployments}]}
     ServeDeploySchema.model_validate(config)         # raises pydantic's ValidationError on a bad config
     return config
 

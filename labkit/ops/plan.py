@@ -54,6 +54,11 @@ class Change:
         return tuple(k for k in sorted(set(b) | set(a)) if b.get(k) != a.get(k))
 
     def render(self) -> str:
+        if self.action == "drift" and self.after is None:          # deleted by hand: Terraform's wording
+            return "\n".join([f"  # pool.{self.address} has been deleted outside labkit",
+                              f"  - pool \"{self.address}\" {{"]
+                             + [f"      - {k} = {_show(v)}" for k, v in (self.before or {}).items() if v is not None]
+                             + ["    }"])
         head = f"  # pool.{self.address} {VERBS[self.action]}" + (
             f" ({', '.join(self.forces)} forces replacement)" if self.forces else "")
         lines = [head, f"{self.symbol:>3} pool \"{self.address}\" {{"]
