@@ -1,4 +1,5 @@
-"""lk.ops — operate a deployment (lab 11): declare it in a spec, plan, apply, and alert on its SLO.
+"""lk.ops — operate a deployment (lab 11): declare it in a spec, plan, apply, alert on its SLO, and watch its
+input data drift.
 
 >>> import labkit as lk
 >>> sorted(n for n in lk.ops.__all__ if n in ("apply", "plan", "load_spec"))
@@ -18,12 +19,14 @@ from labkit.ops.alerts import (
     rules_yaml,
 )
 from labkit.ops.backend import FORCES_REPLACEMENT, SimBackend, attributes, rayservice, serve_config
+from labkit.ops.drift import DriftReport, FeatureDrift, drift
 from labkit.ops.plan import ApplyResult, Change, Plan, StalePlanError, apply, plan
 from labkit.ops.state import State, StateFile, StateLockedError
 
-__all__ = ["ApplyResult", "BurnRateWindow", "Change", "FORCES_REPLACEMENT", "Plan", "SLO", "SimBackend", "Spec",
+__all__ = ["ApplyResult", "BurnRateWindow", "Change", "DriftReport", "FeatureDrift", "FORCES_REPLACEMENT", "Plan",
+           "SLO", "SimBackend", "Spec",
            "StalePlanError", "State", "StateFile", "StateLockedError", "WINDOWS", "alert_rules", "apply",
-           "attributes", "burn_rate_alerts", "evaluate", "rayservice", "rule_tests", "load_spec", "plan", "rules_yaml", "serve_config"]
+           "attributes", "burn_rate_alerts", "drift", "evaluate", "rayservice", "rule_tests", "load_spec", "plan", "rules_yaml", "serve_config"]
 
 _near_match, __dir__ = namespace("lk.ops", __all__)
 _LAZY = {"SLO", "Spec", "load_spec"}     # pydantic's models take ~0.4 s to import: loaded on first use
