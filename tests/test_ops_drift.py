@@ -190,3 +190,28 @@ def test_clear_errors(kw, ref, cur, words):
 def test_missing_values_are_dropped():
     a = np.r_[np.random.default_rng(11).normal(size=200), np.nan]
     assert one(a, a, "ks").statistic == 1.0
+
+
+# ------------------------------------------------------------------------------ the shifted digits data
+def test_shifted_digits_file_is_what_the_script_makes():
+    import sys
+
+    from labkit.paths import repo_root
+
+    sys.path.insert(0, str(repo_root() / "scripts"))
+    try:
+        import make_shifted_digits as mk
+    finally:
+        sys.path.pop(0)
+    data = np.load(repo_root() / "datasets" / "shifted-digits.npz")
+    x, y = lk.data.digits("test")
+    clean = x.numpy()[:, 0]
+    assert np.array_equal(data["clean"], clean) and np.array_equal(data["y"], y.numpy())
+    for name, a in mk.shifted(clean).items():
+        assert np.allclose(data[name], a, atol=1e-6), name
+        assert a.min() >= 0 and a.max() <= 1
+    # the clean test split does not drift from the training split; every shift does (auto methods)
+    ref = lk.data.digits("train")[0].numpy().reshape(-1, 64)
+    assert not lk.ops.drift(ref, data["clean"].reshape(-1, 64)).drifted
+    for name in ("rotate_1", "noise_2", "bright_1"):
+        assert lk.ops.drift(ref, data[name].reshape(-1, 64)).drifted, name
