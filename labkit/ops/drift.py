@@ -32,7 +32,8 @@ some sources) a moderate one, above that a major one; labkit flags at 0.1, as Ev
 
 One deliberate difference: Evidently's ``chisquare`` is a goodness-of-fit test of the current counts against
 the reference shares taken as exact; it ignores the reference's own sampling noise, so with equal sample sizes
-it alarms well above 5% under no drift. labkit's is the two-sample test of homogeneity
+it alarms far above 5% under no drift (Evidently 0.7.23, 6 equally likely values, 100 or 1,000 rows each:
+342 to 376 alarms in 1,000 repeats). labkit's is the two-sample test of homogeneity
 (``scipy.stats.chi2_contingency``), whose false-alarm rate is the threshold. Checked against Evidently 0.7.23
 in a throw-away environment (15 datasets: the shifted digits, normal and few-valued columns, 676 features):
 the same test chosen for every feature, statistics within 1e-7, and 2,023 of 2,028 decisions the same; the
