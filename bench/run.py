@@ -23,6 +23,8 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
   Ray start-up breakdown); lab 09's time and memory are the notebooks' rows above.
 - lk.carbon's replication of "Let's Wait Awhile" (bench/carbon.py): its run time and headline savings.
 - ``lk.federated``: one FedAvg run in process and on Ray (bench/federated.py also prints the Table-2 sweep).
+- ``lk.ops.drift`` (bench/drift.py, lab 11): the no-drift false-alarm rate of each method from n = 10^2 to 10^6,
+  a trivial shift at large n, and the shifted digits' drift share beside the zoo models' accuracy drop.
 
 Benchmarks are not tests: this script reports, and exits 0 even when a figure is over budget. It writes
 bench/results/bench-<time>.json (and latest.json). Timings on a shared or busy machine are noisy: the load
@@ -55,6 +57,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import carbon as carbon_bench  # noqa: E402
+import drift as drift_bench  # noqa: E402
 from deploy import bench_deploy, bench_twin  # noqa: E402
 from deploy_llm import bench_deploy_llm  # noqa: E402
 from notebook_run import kernel_env, run_notebook  # noqa: E402
@@ -276,7 +279,7 @@ def table(rows: list[dict]) -> str:
 
 
 SECTIONS = ("notebooks", "calibration", "validation", "grading", "simulator", "deploy", "twin", "deploy-llm", "carbon",
-            "federated")
+            "federated", "drift")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("twin", lambda tmp: bench_twin()),
                 ("deploy-llm", lambda tmp: bench_deploy_llm()),
                 ("carbon", lambda tmp: carbon_bench.rows()),
-                ("federated", lambda tmp: bench_federated())]
+                ("federated", lambda tmp: bench_federated()),
+                ("drift", lambda tmp: drift_bench.rows())]
     sections = [(name, fn) for name, fn in sections if args.sections is None or name in args.sections]
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
         for name, fn in sections:

@@ -47,6 +47,10 @@ NOT_ABOUT_THE_RUN = {
            "126 of 128": "the prompt (8) plus the new tokens (118), parameters of the exercise"},
     "09": {"25%": "the issue's agreement goal for the served model, a threshold (a question to the learner)"},
     "10": {"90%": "the target accuracy, a parameter", "100×": "McMahan et al.'s published range (2017)"},
+    "11": {"10 %": "the SRE workbook's budget shares, a published table", "0.02 %": "the quiet error rate, a parameter",
+           "0.2×": "that quiet rate as a burn, a parameter", "2 %": "the leak's error rate and the trivial shift, parameters",
+           "5 %": "a p-value test's false-alarm rate at its 0.05 threshold, by design",
+           "14.4×": "the SRE workbook's fast burn, a published parameter"},
     "12": {"10 %": "the stated uncertainty and forecast error, parameters", "90 %": "the range's coverage, a parameter"},
 }
 
