@@ -101,6 +101,7 @@ def _facts(**overrides):
         "torch_threads": 2,
         "shm_bytes": 4 * GIB,
         "calibration": {"calibrated": True, "cache_path": "/tmp/x.json"},
+        "tools": {"prometheus": "/usr/bin/prometheus", "promtool": "/usr/bin/promtool"},
     }
     info.update(overrides)
     return info
@@ -115,11 +116,14 @@ def test_problems_each_come_with_a_fix():
         torch_threads=4,
         shm_bytes=64 * 1024**2,
         calibration={"calibrated": False, "cache_path": "/tmp/x.json"},
+        tools={"prometheus": None, "promtool": "/usr/bin/promtool"},
     ))
     text = json.dumps(found)
-    assert len(found) == 5 and all(p["problem"] and p["fix"] for p in found)
+    assert len(found) == 6 and all(p["problem"] and p["fix"] for p in found)
     assert "make setup" in text and "0.8 GB" in text and "OMP_NUM_THREADS=1" in text
     assert "--shm-size" in text and "labkit calibrate" in text
+    assert "prometheus (lab 11" in text and "promtool" not in text.split("missing programs")[1].split('"fix"')[0]
+    assert "apt-get install prometheus" in text
 
 
 def test_calibration_state_from_labkit_calibrate(monkeypatch, tmp_path):

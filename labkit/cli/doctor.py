@@ -30,6 +30,8 @@ PACKAGES = ("labkit", "torch", "onnxruntime", "onnx", "onnxscript", "jax", "jaxl
 REQUIRED = ("torch", "onnxruntime", "onnx", "numpy")   # without these most labs cannot start
 MIN_MEMORY_BYTES = 2 * GIB     # Binder's 2 GB: every lab must fit; below it Ray labs will struggle
 MIN_SHM_BYTES = 512 * 1024**2  # Ray's object store lives in /dev/shm
+# system programs a lab runs (Debian packages: `make lab` cannot install them; Binder's apt.txt and the Dockerfile do)
+TOOLS = {"prometheus": "lab 11 (a real Prometheus scrapes Ray Serve)", "promtool": "lab 11 (checks the alert rules)"}
 UNLIMITED_BYTES = 2**60        # cgroup v1 writes "no limit" as a huge number (9223372036854771712)
 
 
@@ -213,6 +215,11 @@ def find_problems(info: dict) -> list[dict]:
         problems.append({"problem": f"/dev/shm is only {shm / 1024**2:.0f} MiB: Ray's object store falls "
                                     "back to /tmp (slow)",
                          "fix": "in Docker, start the container with --shm-size=1g"})
+    missing_tools = [name for name, path in info.get("tools", {}).items() if path is None]
+    if missing_tools:
+        problems.append({"problem": "missing programs: " + ", ".join(f"{t} ({TOOLS[t]})" for t in missing_tools),
+                         "fix": "install Debian's prometheus package: `sudo apt-get install prometheus` "
+                                "(Binder and the Docker image already have it)"})
     if info["calibration"]["calibrated"] is False:
         problems.append({"problem": "this machine is not calibrated: lk.device('local') cannot predict it yet",
                          "fix": "run `labkit calibrate` (~40 s) or it happens on first use"})
@@ -225,7 +232,7 @@ def report(environ=None, cgroup_root: str | os.PathLike = "/sys/fs/cgroup",
 
     >>> import labkit.cli.doctor
     >>> sorted(labkit.cli.doctor.report())
-    ['calibration', 'cpu', 'memory', 'problems', 'shm_bytes', 'torch_threads', 'versions']
+    ['calibration', 'cpu', 'memory', 'problems', 'shm_bytes', 'tools', 'torch_threads', 'versions']
     """
     environ = os.environ if environ is None else environ
     limits = cgroup_limits(cgroup_root, proc_cgroup)
@@ -236,6 +243,7 @@ def report(environ=None, cgroup_root: str | os.PathLike = "/sys/fs/cgroup",
         "torch_threads": _torch_threads(),
         "shm_bytes": _shm_bytes(),
         "calibration": _calibration(),
+        "tools": {name: shutil.which(name) for name in TOOLS},
     }
     info["problems"] = find_problems(info)
     return info
@@ -260,6 +268,7 @@ def format_report(info: dict) -> str:
         f"MEM_LIMIT {_gib(mem['env_mem_limit_bytes']) if mem['env_mem_limit_bytes'] else 'unset'})",
         f"torch threads: {info['torch_threads'] if info['torch_threads'] is not None else 'torch not installed'}",
         f"/dev/shm:      {_gib(info['shm_bytes']) if info['shm_bytes'] is not None else 'unknown'}",
+        "programs:      " + ", ".join(f"{t} {p or 'NOT FOUND'}" for t, p in info.get("tools", {}).items()),
     ]
     if cal["calibrated"] is None:
         lines.append(f"calibrated:    unknown ({cal.get('why_unknown', '')})")
