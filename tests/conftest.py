@@ -14,17 +14,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
 
 
-def pytest_collection_modifyitems(config, items):
-    """Groups for `pytest -n 2 --dist loadgroup` (make test): a module's tests stay together on one worker, as with
-    --dist loadfile (its module fixtures are built once), except tests/test_labs.py, one group per lab: grading
-    every lab is ~16 minutes of the run, too long for one worker while the other waits."""
-    for item in items:
-        group = item.nodeid.split("::")[0]
-        if group.endswith("test_labs.py") and hasattr(item, "callspec"):
-            group += f"[{item.callspec.params.get('lab')}]"
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def ray_session():
     """A local Ray cluster shared by every test that needs one (started once, always shut down)."""
