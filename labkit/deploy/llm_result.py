@@ -16,8 +16,27 @@ import numpy as np
 PCTS = (50, 90, 99)
 
 
+class TokenTimes:
+    """Per-request TTFT, TPOT and end-to-end seconds from arrival_s, first_token_s, finish_s and output_tokens:
+    the one owner of these formulas, for the simulated LLMResult and the served ServedLLM (lab 09)."""
+
+    @property
+    def ttft_s(self) -> np.ndarray:
+        return self.first_token_s - self.arrival_s
+
+    @property
+    def tpot_s(self) -> np.ndarray:
+        gaps = np.maximum(self.output_tokens - 1, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(gaps > 0, (self.finish_s - self.first_token_s) / np.maximum(gaps, 1), np.nan)
+
+    @property
+    def e2e_s(self) -> np.ndarray:
+        return self.finish_s - self.arrival_s
+
+
 @dataclass(frozen=True, eq=False)
-class LLMResult:
+class LLMResult(TokenTimes):
     """Per-request token times of a simulated LLM pool (lab 09); see ``summary()`` and ``to_frame()``.
 
     >>> import labkit as lk
@@ -51,21 +70,6 @@ class LLMResult:
     region: str
     g_per_j: float
     workload: str = ""
-
-    # per request
-    @property
-    def ttft_s(self) -> np.ndarray:
-        return self.first_token_s - self.arrival_s
-
-    @property
-    def tpot_s(self) -> np.ndarray:
-        gaps = np.maximum(self.output_tokens - 1, 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(gaps > 0, (self.finish_s - self.first_token_s) / np.maximum(gaps, 1), np.nan)
-
-    @property
-    def e2e_s(self) -> np.ndarray:
-        return self.finish_s - self.arrival_s
 
     # totals
     @property

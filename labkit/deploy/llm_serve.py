@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labkit.deploy.llm_result import TokenTimes
+
 
 def _replica_class(serve):
     import asyncio
@@ -132,7 +134,7 @@ def _replica_class(serve):
 
 
 @dataclass(frozen=True, eq=False)
-class ServedLLM:
+class ServedLLM(TokenTimes):
     """Per-request token times of the small GPT served on Ray Serve (lab 09), measured by the client.
 
     ``token_s[i]``: when each of request i's tokens reached the client (seconds from the replay's start);
@@ -156,20 +158,6 @@ class ServedLLM:
     kv_tokens: int
     workload: str = ""
     source: str = field(default="served on Ray Serve")
-
-    @property
-    def ttft_s(self) -> np.ndarray:
-        return self.first_token_s - self.arrival_s
-
-    @property
-    def tpot_s(self) -> np.ndarray:
-        gaps = np.maximum(self.output_tokens - 1, 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(gaps > 0, (self.finish_s - self.first_token_s) / np.maximum(gaps, 1), np.nan)
-
-    @property
-    def e2e_s(self) -> np.ndarray:
-        return self.finish_s - self.arrival_s
 
     @property
     def duration_s(self) -> float:
