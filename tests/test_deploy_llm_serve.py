@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from procs import serve_processes
 
 import labkit as lk
 
@@ -78,18 +79,6 @@ def test_other_bad_input():
         lk.deploy.serve_llm(_w([5], [5]), max_batch=0)
 
 
-def _serve_processes():
-    import psutil
-
-    found = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            title = " ".join(p.cmdline())
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if "ServeReplica" in title or "ServeController" in title:
-            found.append(p.pid)
-    return found
 
 
 @pytest.mark.slow
@@ -110,6 +99,6 @@ def test_served_tokens_are_generates_and_all_arrive(gpt, ray_session):
     assert list(table.index) == ["ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "tokens_out_per_s"]
     assert int(sim.output_tokens.sum()) == int(served.output_tokens.sum()) == sum(outs)
     deadline = time.monotonic() + 30
-    while _serve_processes() and time.monotonic() < deadline:
+    while serve_processes() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _serve_processes() == [], "Serve actors outlived serve_llm()"
+    assert serve_processes() == [], "Serve actors outlived serve_llm()"

@@ -9,23 +9,9 @@ import time
 
 import numpy as np
 import pytest
+from procs import serve_processes
 
 import labkit as lk
-
-
-def _serve_processes():
-    """Serve's actor processes among this test process's descendants (Ray titles them ray::Serve...)."""
-    import psutil
-
-    found = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            title = " ".join(p.cmdline())
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if "ServeReplica" in title or "ServeController" in title:
-            found.append(p.pid)
-    return found
 
 
 # Opt-in: it starts Serve's controller and two replicas and compares latencies, too heavy and too load-sensitive for
@@ -53,9 +39,9 @@ def test_served_pool_agrees_with_its_simulation_and_serve_shuts_down(ray_session
     for stat in ("p50_s", "p90_s", "p99_s"):
         assert twin.loc[stat, "ratio"] == pytest.approx(1, rel=0.2), twin
     deadline = time.monotonic() + 30
-    while _serve_processes() and time.monotonic() < deadline:
+    while serve_processes() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _serve_processes() == [], "Serve actors outlived serve()"
+    assert serve_processes() == [], "Serve actors outlived serve()"
 
 
 def test_serve_refuses_what_it_cannot_run():

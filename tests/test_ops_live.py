@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from procs import serve_processes
 
 import labkit as lk
 
@@ -43,24 +44,11 @@ def live(ray_session):
 
     assert not serve.status().applications           # nothing left running, and no Serve actor process either
     deadline = time.monotonic() + 20
-    while _serve_processes() and time.monotonic() < deadline:
+    while serve_processes() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _serve_processes()
+    assert not serve_processes()
 
 
-def _serve_processes():
-    """Serve's actor processes among this test process's descendants (Ray titles them ray::Serve...)."""
-    import psutil
-
-    found = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            title = " ".join(p.cmdline())
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if "ServeReplica" in title or "ServeController" in title:
-            found.append(p.pid)
-    return found
 
 
 # ------------------------------------------------------------------------------------- Ray Serve backend
