@@ -116,13 +116,19 @@ def run_module(name: str, spec: dict, tests: list[str] | None, only: list[str] |
         m = re.match(r"\s*(\S+): (.+)$", line)
         if m and any(Path(m[1]).match(g) or re.fullmatch(g.replace("*", ".*"), m[1]) for g in globs):
             status[m[1]] = m[2].strip()
-    equivalent = [(_squash(e["was"]), _squash(e["now"]), e["reason"]) for e in spec.get("equivalent", [])]
+    # `context` (optional): a line that must also appear, unchanged, around the mutated one, for a `was`/`now`
+    # pair that occurs at several places of which only one is equivalent (e.g. `seq += 1` -> `seq = 1`)
+    equivalent = [(_squash(e["was"]), _squash(e["now"]), e["reason"], _squash(e.get("context", "")))
+                  for e in spec.get("equivalent", [])]
     survivors, explained, used = [], [], set()
     for mutant, state in sorted(status.items()):
         if state not in ("survived", "no tests"):
             continue
-        was, now = _diff_lines(_mutmut(work, "show", mutant))
-        hit = next((i for i, (w, n, _) in enumerate(equivalent) if w == was and n == now), None)
+        diff = _mutmut(work, "show", mutant)
+        was, now = _diff_lines(diff)
+        around = {_squash(x[1:]) for x in diff.splitlines() if x.startswith(" ")}
+        hit = next((i for i, (w, n, _, c) in enumerate(equivalent) if w == was and n == now
+                    and (not c or c in around)), None)
         if hit is None:
             survivors.append((mutant, state, was, now))
         else:

@@ -73,7 +73,10 @@ def run_static(fleet, comp, workload, seed):
                 f = free[0]
                 s0 = a if a > f else f
                 last = j + B - 1
-                if last < m and A[last] <= s0 + T:
+                if T <= 0:      # no wait: the batch is what arrived before s0 (at least request j), as in the loop
+                    close = s0
+                    b = max(1, bisect_left(A, s0, j, min(m, j + B)) - j)
+                elif last < m and A[last] <= s0 + T:
                     close = A[last] if A[last] > s0 else s0
                     b = B
                 else:
