@@ -51,6 +51,13 @@ def _scratch(name: str, spec: dict, tests: list[str]) -> Path:
              f"pytest_add_cli_args_test_selection = {tests!r}\n"
              f"pytest_add_cli_args = {['-p', 'no:cacheprovider', '-q', '-x', *spec.get('pytest_args', [])]!r}\n"
              ).replace("'", '"')
+    # mutmut stops a mutant after ceil((its tests' measured seconds + timeout_constant) x timeout_multiplier x 2)
+    # seconds of CPU time (RLIMIT_CPU: load on the machine does not count); its default multiplier, 15, lets a
+    # mutant that loops forever run for minutes. A module may set a lower one (CPU time, so 2-3 is still a
+    # wide margin over a slow but finishing run).
+    for key in ("timeout_multiplier", "timeout_constant"):
+        if key in spec:
+            toml += f"{key} = {float(spec[key])!r}\n"
     (work / "pyproject.toml").write_text(toml)
     return work
 

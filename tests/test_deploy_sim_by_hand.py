@@ -323,3 +323,34 @@ def test_both_engines_return_the_same_array_types():
     for name in ("pool", "batch", "start_s", "finish_s", "replicas", "dropped_mask"):
         assert getattr(fast, name).dtype == getattr(loop, name).dtype, name
     assert loop.pool.dtype == np.int32 and loop.batch.dtype == np.int32    # 4 bytes a request at 10^6 requests
+
+
+# ---- the fast path: the event loop's results, and never a loop without end ------------------------------------
+
+@pytest.mark.parametrize("case", ["single", "sizes", "batches", "batches-sizes", "no-wait", "fleet"])
+def test_the_fast_path_gives_the_event_loops_results(case):
+    batching = lk.deploy.Batching(max_batch_size=3, batch_wait_timeout_s=0.0 if case == "no-wait" else 0.004)
+    svc = {1: 0.004, 2: 0.005, 3: 0.006}
+    kw = dict(device="l4", max_ongoing_requests=3)
+    if case in ("single", "sizes"):
+        fleet = lk.deploy.Pool("p", service_s=0.004, replicas=2, link="lte", input_bytes=1_000, **kw)
+    elif case == "fleet":
+        fleet = lk.deploy.Fleet([lk.deploy.Pool("a", service_s=0.002, **kw),
+                                 lk.deploy.Pool("b", service_s=svc, replicas=2, batching=batching, **kw)],
+                                router="round-robin")
+    else:
+        fleet = lk.deploy.Pool("p", service_s=svc, replicas=2, batching=batching, **kw)
+    w = lk.deploy.poisson(600, 2, seed=9)
+    if "sizes" in case:
+        w = w.with_column("size", np.random.default_rng(1).uniform(0.5, 2.0, len(w)))
+    with deadline(20):
+        fast, loop = lk.deploy.simulate(fleet, w), lk.deploy.simulate(fleet, w, _fast=False)
+    assert same(fast.start_s, loop.start_s) and same(fast.finish_s, loop.finish_s)
+    assert (fast.batch == loop.batch).all() and (fast.pool == loop.pool).all()
+    def rows(r):            # the timeline, pool by pool (the engines list the pools' rows in another order)
+        return r.replicas[np.lexsort((r.replicas[:, 0], r.replicas[:, 1]))]
+
+    assert same(rows(fast), rows(loop))
+    for a, b in zip(fast.pools, loop.pools):
+        assert a.busy_s == pytest.approx(b.busy_s, rel=1e-9) and a.replica_s == pytest.approx(b.replica_s)
+        assert a.energy_j == pytest.approx(b.energy_j, rel=1e-9) and a.requests == b.requests
