@@ -109,9 +109,9 @@ def run_static(fleet, comp, workload, seed):
                 bsz[idx] = bs
         busy_s[p], dyn_j[p] = busy, dyn
     end = max(workload.duration_s, float(fin.max()) if n else 0.0)
-    timeline = []
     for p, pool in enumerate(pools):
         replica_s[p] = pool.replicas * end
-        timeline += [(0.0, p, pool.replicas, pool.replicas), (end, p, pool.replicas, pool.replicas)]
+    # in time order, as the event loop writes it: every pool's start, then every pool's end
+    timeline = [(t, p, pool.replicas, pool.replicas) for t in (0.0, end) for p, pool in enumerate(pools)]
     return (st, fin, pool_of, bsz, np.zeros(n, bool), np.array(timeline, dtype=np.float64).reshape(-1, 4),
             replica_s, busy_s, dyn_j, end)
