@@ -51,10 +51,12 @@ def _scratch(name: str, spec: dict, tests: list[str]) -> Path:
              f"pytest_add_cli_args_test_selection = {tests!r}\n"
              f"pytest_add_cli_args = {['-p', 'no:cacheprovider', '-q', '-x', *spec.get('pytest_args', [])]!r}\n"
              ).replace("'", '"')
-    # mutmut stops a mutant after ceil((its tests' measured seconds + timeout_constant) x timeout_multiplier x 2)
-    # seconds of CPU time (RLIMIT_CPU: load on the machine does not count); its default multiplier, 15, lets a
-    # mutant that loops forever run for minutes. A module may set a lower one (CPU time, so 2-3 is still a
-    # wide margin over a slow but finishing run).
+    # mutmut 3.8 (process_isolation "fork") stops a mutant after ceil((the seconds its covering tests took in
+    # the stats run + timeout_constant) x timeout_multiplier x 2) seconds of CPU time (RLIMIT_CPU), and counts it
+    # as killed ("timeout"). Every thread counts (torch's and BLAS's pools), so the limit is not load-proof: on
+    # the shared machine a multiplier of 2 stopped 25 sim mutants that do finish (wrong verdicts). A module may
+    # set these, but the better cure for loops is a wall-clock deadline in its fast tests (mutmut runs a
+    # mutant's tests fastest first): see tests/test_deploy_sim_by_hand.py.
     for key in ("timeout_multiplier", "timeout_constant"):
         if key in spec:
             toml += f"{key} = {float(spec[key])!r}\n"
