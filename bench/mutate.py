@@ -55,8 +55,8 @@ def _scratch(name: str, spec: dict, tests: list[str]) -> Path:
     # the stats run + timeout_constant) x timeout_multiplier x 2) seconds of CPU time (RLIMIT_CPU), and counts it
     # as killed ("timeout"). Every thread counts (torch's and BLAS's pools), so the limit is not load-proof: on
     # the shared machine a multiplier of 2 stopped 25 sim mutants that do finish (wrong verdicts). A module may
-    # set these, but the better cure for loops is a wall-clock deadline in its fast tests (mutmut runs a
-    # mutant's tests fastest first): see tests/test_deploy_sim_by_hand.py.
+    # set these, but the better cure for loops is a wall-clock deadline per test: `test_deadline_s` in its
+    # budget entry (tests/conftest.py then fails any test that runs longer).
     for key in ("timeout_multiplier", "timeout_constant"):
         if key in spec:
             toml += f"{key} = {float(spec[key])!r}\n"
@@ -87,9 +87,11 @@ def _check_functions_exist(spec: dict) -> None:
         raise SystemExit(f"{spec['file']}: no function {missing} (update bench/mutation_budget.toml)")
 
 
-def _mutmut(work: Path, *args: str, check=True) -> str:
+def _mutmut(work: Path, *args: str, check=True, deadline_s=None) -> str:
     # mutmut runs the tests in work/mutants/, a copy of the code and tests only: the catalog stays in work/datasets
     env = {**os.environ, "MPLBACKEND": "Agg", "LABKIT_DATASETS": str(work / "datasets")}
+    if deadline_s:      # tests/conftest.py fails a test that runs longer (a mutant that loops forever)
+        env["LABKIT_TEST_DEADLINE_S"] = str(deadline_s)
     out = subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=work, env=env, text=True,
                          capture_output=True, check=False)
     if check and out.returncode != 0:
@@ -119,7 +121,8 @@ def run_module(name: str, spec: dict, tests: list[str] | None, only: list[str] |
     if not globs:
         raise SystemExit(f"{name}: none of the --only mutants belong to {spec['file']}")
     print(f"== {name}: {spec['file']} ({', '.join(spec['functions'])}) against {' '.join(tests)}", flush=True)
-    _mutmut(work, "run", "--max-children", str(spec.get("children", 2)), *globs)
+    _mutmut(work, "run", "--max-children", str(spec.get("children", 2)), *globs,
+            deadline_s=spec.get("test_deadline_s"))
     status = {}
     for line in _mutmut(work, "results", "--all", "true").splitlines():
         m = re.match(r"\s*(\S+): (.+)$", line)
