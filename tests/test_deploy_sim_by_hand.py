@@ -351,3 +351,12 @@ def test_the_fast_path_gives_the_event_loops_results(case):
     for a, b in zip(fast.pools, loop.pools):
         assert a.busy_s == pytest.approx(b.busy_s, rel=1e-9) and a.replica_s == pytest.approx(b.replica_s)
         assert a.energy_j == pytest.approx(b.energy_j, rel=1e-9) and a.requests == b.requests
+
+
+def test_the_default_seed_is_zero():
+    # simulate(..., seed=0) is the documented default: a lab's printed numbers come from the default
+    pools = [lk.deploy.Pool(n, device="l4", service_s=0.02) for n in "abc"]
+    fleet = lk.deploy.Fleet(pools, router="power-of-two")
+    w = lk.deploy.poisson(100, 5, seed=1)
+    assert (lk.deploy.simulate(fleet, w).pool == lk.deploy.simulate(fleet, w, seed=0).pool).all()
+    assert (lk.deploy.simulate(fleet, w).pool != lk.deploy.simulate(fleet, w, seed=1).pool).any()
