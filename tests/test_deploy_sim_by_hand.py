@@ -360,3 +360,31 @@ def test_the_default_seed_is_zero():
     w = lk.deploy.poisson(100, 5, seed=1)
     assert (lk.deploy.simulate(fleet, w).pool == lk.deploy.simulate(fleet, w, seed=0).pool).all()
     assert (lk.deploy.simulate(fleet, w).pool != lk.deploy.simulate(fleet, w, seed=1).pool).any()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_result_names_its_pools_its_workload_and_its_slo(fast):
+    pools = [lk.deploy.Pool("a", device="l4", service_s=0.01),
+             lk.deploy.Pool("b", device="jetson-orin-nano", service_s=0.01, region="fr")]
+    w = lk.deploy.poisson(20, 1, seed=0)
+    r = lk.deploy.simulate(lk.deploy.Fleet(pools, router="round-robin"), w, slo_s=0.05, _fast=fast)
+    assert [(t.name, t.device, t.region) for t in r.pools] == [("a", "l4", lk.device("l4").region),
+                                                               ("b", "jetson-orin-nano", "fr")]
+    assert r.workload == w.name == "poisson(20 req/s)" and r.slo_s == 0.05
+
+
+def test_simulate_says_what_it_was_given():
+    pool = lk.deploy.Pool("p", device="l4", service_s=0.01)
+    with pytest.raises(ValueError, match=r"takes a Fleet or a Pool, got int\.$"):
+        lk.deploy.simulate(5, lk.deploy.Workload([0.0]))
+    with pytest.raises(ValueError, match=r"takes a Workload \(lk.deploy.poisson/diurnal/bursty/trace\), got list\.$"):
+        lk.deploy.simulate(pool, [0.0])
+    with pytest.raises(ValueError, match=r"^slo_s must be a positive"):
+        lk.deploy.simulate(pool, lk.deploy.Workload([0.0]), slo_s=-1)
+
+
+def test_a_queue_bound_of_one_drops_on_the_default_engine():
+    # 1 in service + 1 waiting: the third request, sent while both are there, is dropped
+    pool = lk.deploy.Pool("p", device="l4", service_s=1.0, max_ongoing_requests=1, max_queued_requests=1)
+    r = lk.deploy.simulate(pool, lk.deploy.Workload([0.0, 0.1, 0.2]))
+    assert r.dropped_mask.tolist() == [False, False, True] and same(r.finish_s, [1.0, 2.0, np.nan])
