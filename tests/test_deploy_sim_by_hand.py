@@ -298,10 +298,11 @@ def test_the_first_ticks_of_two_pools_run_before_a_finish_at_the_same_instant():
 
 # ---- edge cases ------------------------------------------------------------------------------------------------
 
-def test_no_requests_costs_nothing():
-    pool = lk.deploy.Pool("p", device="l4", service_s=1.0, replicas=2, max_queued_requests=0)
+@pytest.mark.parametrize("fast", [True, False])
+def test_no_requests_costs_nothing(fast):
+    pool = lk.deploy.Pool("p", device="l4", service_s=1.0, replicas=2)
     with deadline():
-        r = lk.deploy.simulate(pool, lk.deploy.Workload([]))
+        r = lk.deploy.simulate(pool, lk.deploy.Workload([]), _fast=fast)
     assert r.pools[0].replica_s == 0.0 and r.pools[0].requests == 0
     assert r.replicas.tolist() == [[0, 0, 2, 2], [0, 0, 2, 2]]
 
@@ -327,16 +328,19 @@ def test_both_engines_return_the_same_array_types():
 
 # ---- the fast path: the event loop's results, and never a loop without end ------------------------------------
 
-@pytest.mark.parametrize("case", ["single", "sizes", "batches", "batches-sizes", "no-wait", "fleet"])
+@pytest.mark.parametrize("case", ["single", "sizes", "batches", "batches-sizes", "pairs", "no-wait", "fleet",
+                                  "fleet-sizes"])
 def test_the_fast_path_gives_the_event_loops_results(case):
-    batching = lk.deploy.Batching(max_batch_size=3, batch_wait_timeout_s=0.0 if case == "no-wait" else 0.004)
+    batching = lk.deploy.Batching(max_batch_size=2 if case == "pairs" else 3,
+                                  batch_wait_timeout_s=0.0 if case == "no-wait" else 0.004)
     svc = {1: 0.004, 2: 0.005, 3: 0.006}
     kw = dict(device="l4", max_ongoing_requests=3)
     if case in ("single", "sizes"):
         fleet = lk.deploy.Pool("p", service_s=0.004, replicas=2, link="lte", input_bytes=1_000, **kw)
-    elif case == "fleet":
+    elif case.startswith("fleet"):
         fleet = lk.deploy.Fleet([lk.deploy.Pool("a", service_s=0.002, **kw),
-                                 lk.deploy.Pool("b", service_s=svc, replicas=2, batching=batching, **kw)],
+                                 lk.deploy.Pool("b", service_s=0.004, link="lte", input_bytes=1_000, **kw),
+                                 lk.deploy.Pool("c", service_s=svc, replicas=2, batching=batching, **kw)],
                                 router="round-robin")
     else:
         fleet = lk.deploy.Pool("p", service_s=svc, replicas=2, batching=batching, **kw)
@@ -348,6 +352,8 @@ def test_the_fast_path_gives_the_event_loops_results(case):
     assert same(fast.start_s, loop.start_s) and same(fast.finish_s, loop.finish_s)
     assert (fast.batch == loop.batch).all() and (fast.pool == loop.pool).all()
     assert same(fast.replicas, loop.replicas)         # the replica timeline, rows in time order
+    for name in ("pool", "batch", "start_s", "finish_s", "replicas", "dropped_mask"):
+        assert getattr(fast, name).dtype == getattr(loop, name).dtype, name
     for a, b in zip(fast.pools, loop.pools):
         assert a.busy_s == pytest.approx(b.busy_s, rel=1e-9) and a.replica_s == pytest.approx(b.replica_s)
         assert a.energy_j == pytest.approx(b.energy_j, rel=1e-9) and a.requests == b.requests
