@@ -24,3 +24,25 @@ def ray_session():
     yield ray
     if started:
         ray.shutdown()
+
+
+# bench/mutate.py sets LABKIT_TEST_DEADLINE_S for a module whose mutants can loop forever (its budget entry's
+# test_deadline_s): a test running longer fails at once instead of waiting for mutmut's CPU-time limit (minutes
+# per mutant). Unset in ordinary runs: no deadline.
+_DEADLINE_S = float(os.environ.get("LABKIT_TEST_DEADLINE_S") or 0)
+
+if _DEADLINE_S > 0:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(item):
+        import signal
+
+        def stop(signum, frame):
+            raise TimeoutError(f"{item.nodeid} still running after LABKIT_TEST_DEADLINE_S={_DEADLINE_S:g} s")
+
+        old = signal.signal(signal.SIGALRM, stop)
+        signal.setitimer(signal.ITIMER_REAL, _DEADLINE_S)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)

@@ -73,7 +73,10 @@ def run_static(fleet, comp, workload, seed):
                 f = free[0]
                 s0 = a if a > f else f
                 last = j + B - 1
-                if last < m and A[last] <= s0 + T:
+                if T <= 0:      # no wait: the batch is what arrived before s0 (at least request j), as in the loop
+                    close = s0
+                    b = max(1, bisect_left(A, s0, j, min(m, j + B)) - j)
+                elif last < m and A[last] <= s0 + T:
                     close = A[last] if A[last] > s0 else s0
                     b = B
                 else:
@@ -106,9 +109,9 @@ def run_static(fleet, comp, workload, seed):
                 bsz[idx] = bs
         busy_s[p], dyn_j[p] = busy, dyn
     end = max(workload.duration_s, float(fin.max()) if n else 0.0)
-    timeline = []
     for p, pool in enumerate(pools):
         replica_s[p] = pool.replicas * end
-        timeline += [(0.0, p, pool.replicas, pool.replicas), (end, p, pool.replicas, pool.replicas)]
+    # in time order, as the event loop writes it: every pool's start, then every pool's end
+    timeline = [(t, p, pool.replicas, pool.replicas) for t in (0.0, end) for p, pool in enumerate(pools)]
     return (st, fin, pool_of, bsz, np.zeros(n, bool), np.array(timeline, dtype=np.float64).reshape(-1, 4),
             replica_s, busy_s, dyn_j, end)
