@@ -1,7 +1,7 @@
 """The synthetic micro-benchmarks that calibrate ``lk.device("local")``: one op per benchmark (lab 00).
 
 Each benchmark is one op of one op class (DESIGN.md §3) at one shape, sized to span the small lab models at
-batch 1 and 32: 3x3 and 1x1 convs of 1..160 channels on 2x2..32x32 maps, depthwise convs, linears from
+batch 1 and 32: 3x3 and 1x1 convs of 1..640 channels on 2x2..32x32 maps, depthwise convs, linears from
 10 to 1024 features on 1..1024 rows (GEMMs of 4-17 rows among them), SDPA attention, element-wise, norms, pooling and memory ops.
 A benchmark is a tiny ``nn.Module`` plus its example input; labkit.calibration.benchrun times it as a one-layer model
 (``as_model``) in torch, and exported to ONNX (``export_onnx``, as ``labkit validate`` exports the zoo) in
@@ -18,7 +18,10 @@ CONV = [(1, 16, 32, 3, 1), (16, 16, 32, 3, 1), (16, 32, 16, 3, 2), (32, 32, 16, 
         (32, 64, 8, 3, 1), (16, 96, 16, 1, 1), (96, 16, 16, 1, 1), (32, 192, 8, 1, 1), (192, 32, 8, 1, 1),
         (80, 480, 2, 1, 1), (160, 640, 2, 1, 1), (16, 32, 32, 1, 2),
         # GEMMs of few rows at batch 1 (a 2x2 map is 4 rows, 3x3 is 9): BLAS kernels run far below their rate
-        (256, 256, 2, 3, 1), (128, 128, 3, 3, 1), (192, 192, 4, 3, 1)]
+        (256, 256, 2, 3, 1), (128, 128, 3, 3, 1), (192, 192, 4, 3, 1),
+        # wide GEMMs (128-256 channels on 8x8-16x16 maps), as in ResNets: without them the fitted rate is set by
+        # the narrow convs above, and ONNX Runtime ran these 2x faster than it predicted
+        (128, 128, 16, 3, 1), (256, 256, 8, 1, 1)]
 # depthwise conv 3x3: (channels, hw, stride)
 DWCONV = [(16, 32, 1), (48, 32, 2), (72, 16, 1), (96, 16, 2), (192, 8, 1), (192, 8, 2), (384, 4, 1),
           (480, 2, 1)]
@@ -26,7 +29,8 @@ DWCONV = [(16, 32, 1), (48, 32, 2), (72, 16, 1), (96, 16, 2), (192, 8, 1), (192,
 # and batched matmul ("bmm", heads, tokens, head_dim): (B, H, T, d) @ (B, H, d, T), attention's Q K^T
 LINEAR = [(1, 64, 256), (1, 256, 128), (1, 128, 10), (1, 1024, 10), (1, 640, 10), (1, 512, 512),
           (32, 64, 64), (32, 64, 256), (32, 256, 64), (1, 1024, 1024), ("bmm", 4, 32, 16), ("bmm", 8, 64, 32),
-          (4, 512, 512), (8, 256, 256), (17, 192, 576)]     # few rows: packing the weights is most of the time
+          (4, 512, 512), (8, 256, 256), (17, 192, 576),     # few rows: packing the weights is most of the time
+          (64, 256, 1024), (64, 512, 512), (197, 192, 768)]  # transformer-sized GEMMs (a ViT-Tiny's MLP at 224 px)
 # attention (SDPA): (heads, tokens, head_dim)
 ATTENTION = [(4, 32, 16), (4, 64, 16), (8, 32, 32), (2, 128, 32), (1, 16, 64)]
 # element-wise: (op, per-sample shape); at least two sizes per op, so each op gets its own fit too
@@ -47,7 +51,7 @@ MEMORY = [("flatten", (64, 4, 4)), ("flatten", (640, 1, 1)), ("transpose", (32, 
           ("identity", (64, 8, 8)), ("cat", (32, 16, 16)), ("cat", (64, 8, 8)), ("embedding", (32,)),
           ("embedding", (8,)), ("copy", (32, 64)), ("copy", (96, 16, 16))]
 
-QUICK = {"conv": [0, 3, 6, 11, 13], "dwconv": [0, 4, 7], "matmul": [0, 3, 6, 9, 10, 13], "attention": [0, 2],
+QUICK = {"conv": [0, 3, 6, 11, 13, 16], "dwconv": [0, 4, 7], "matmul": [0, 3, 6, 9, 10, 13, 17], "attention": [0, 2],
          "elementwise": [0, 5, 10, 14], "norm": [0, 4, 3], "pool": [0, 3], "memory": [0, 2, 8, 10]}
 BATCHES = (1, 32)
 
