@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,10 @@ from labkit.paths import checker_file
 EVENTS_ENV = "LABKIT_GRADE_EVENTS"
 _POLL_S = 0.1
 _TAIL_BYTES = 16_000
+# CPython 3.11 keeps the AST converter's recursion depth in state shared by every thread (gh-106905): two grading
+# threads arming notebooks at once (ast.parse/unparse in answer_only) once failed a whole run with a spurious
+# "SystemError: AST constructor recursion depth mismatch". Arming takes milliseconds, so it is done one at a time.
+_ARM_LOCK = threading.Lock()
 _MAX_EXPORT_BYTES = 64 * 2**20     # what the grader reads of the answers file
 
 
@@ -298,9 +303,9 @@ def _run_once(notebook, code_roles, limits: Limits, lab_files, name, sandbox, re
             files[f".labkit/{key}"] = str(path)
         nb_path = tmp / "in" / name
         nb_path.parent.mkdir(exist_ok=True)
-        nb_path.write_text(arm(notebook, code_roles, f"{base}/.labkit/exports.jsonl", reference, answers,
-                               kernel_oracles),
-                           encoding="utf-8")
+        with _ARM_LOCK:
+            armed = arm(notebook, code_roles, f"{base}/.labkit/exports.jsonl", reference, answers, kernel_oracles)
+        nb_path.write_text(armed, encoding="utf-8")
         (tmp / "in" / "pytest.ini").write_text("[pytest]\naddopts =\n", encoding="utf-8")
         files[name], files["pytest.ini"] = str(nb_path), str(tmp / "in" / "pytest.ini")
         for p in (tmp, tmp / "in", *(tmp / "in").rglob("*")):
