@@ -34,15 +34,7 @@ _DEADLINE_S = float(os.environ.get("LABKIT_TEST_DEADLINE_S") or 0)
 if _DEADLINE_S > 0:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(item):
-        import signal
+        from procs import deadline
 
-        def stop(signum, frame):
-            raise TimeoutError(f"{item.nodeid} still running after LABKIT_TEST_DEADLINE_S={_DEADLINE_S:g} s")
-
-        old = signal.signal(signal.SIGALRM, stop)
-        signal.setitimer(signal.ITIMER_REAL, _DEADLINE_S)
-        try:
+        with deadline(_DEADLINE_S, f"{item.nodeid} (LABKIT_TEST_DEADLINE_S)"):
             yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)

@@ -9,12 +9,11 @@ labkit.deploy.sim, Ray's autoscaling rule in labkit.deploy.autoscale); the code 
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import warnings
 
 import numpy as np
 import pytest
+from procs import deadline
 
 import labkit as lk
 from labkit.deploy.service import PoolState, ServiceModel
@@ -22,21 +21,6 @@ from labkit.deploy.service import PoolState, ServiceModel
 
 def same(a, b):
     return np.allclose(a, b, rtol=0, atol=1e-9, equal_nan=True)
-
-
-@contextlib.contextmanager
-def deadline(seconds=10.0):
-    """Fail (instead of hanging) if the block runs longer than `seconds`: a loop that never ends is a bug here."""
-    def stop(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def run(pools, arrivals, router="round-robin", seed=0, **kw):
