@@ -86,11 +86,18 @@ def _check_functions_exist(spec: dict) -> None:
         raise SystemExit(f"{spec['file']}: no function {missing} (update bench/mutation_budget.toml)")
 
 
-def _mutmut(work: Path, *args: str, check=True, deadline_s=None) -> str:
-    # mutmut runs the tests in work/mutants/, a copy of the code and tests only: the catalog stays in work/datasets
-    env = {**os.environ, "MPLBACKEND": "Agg", "LABKIT_DATASETS": str(work / "datasets")}
-    if deadline_s:      # tests/conftest.py fails a test that runs longer (a mutant that loops forever)
+def _env(work: Path, deadline_s=None, **extra: str) -> dict:
+    """The tests' environment in a mutation run: they run in work/mutants/, a copy of the code and tests only, so
+    the catalog is pointed at work/datasets; with `deadline_s`, tests/conftest.py fails a test that runs longer
+    (a mutant that loops forever)."""
+    env = {**os.environ, "MPLBACKEND": "Agg", "LABKIT_DATASETS": str(work / "datasets"), **extra}
+    if deadline_s:
         env["LABKIT_TEST_DEADLINE_S"] = str(deadline_s)
+    return env
+
+
+def _mutmut(work: Path, *args: str, check=True, deadline_s=None) -> str:
+    env = _env(work, deadline_s)
     out = subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=work, env=env, text=True,
                          capture_output=True, check=False)
     if check and out.returncode != 0:
@@ -103,8 +110,7 @@ def _passes_alone(work: Path, mutant: str, tests: list[str], spec: dict) -> bool
     """True if `mutant`'s module tests all pass in one plain pytest process (no fork, a wall-clock deadline per
     test from tests/conftest.py): a mutant that really never ends fails there at the deadline."""
     deadline = float(spec.get("test_deadline_s", 120))
-    env = {**os.environ, "MPLBACKEND": "Agg", "LABKIT_DATASETS": str(work / "datasets"),
-           "MUTANT_UNDER_TEST": mutant, "LABKIT_TEST_DEADLINE_S": str(deadline)}
+    env = _env(work, deadline, MUTANT_UNDER_TEST=mutant)
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", *spec.get("pytest_args", []),
            *tests]
     try:
@@ -143,14 +149,14 @@ def run_module(name: str, spec: dict, tests: list[str] | None, only: list[str] |
         m = re.match(r"\s*(\S+): (.+)$", line)
         if m and any(Path(m[1]).match(g) or re.fullmatch(g.replace("*", ".*"), m[1]) for g in globs):
             status[m[1]] = m[2].strip()
-    # `context` (optional): a line that must also appear, unchanged, around the mutated one, for a `was`/`now`
-    # pair that occurs at several places of which only one is equivalent (e.g. `seq += 1` -> `seq = 1`)
     # mutmut's "timeout" is not a kill to trust: in its fork mode, mutants whose tests all pass have run past the
     # CPU-time limit (sim and fastpath, 2026-12-03: 25 and 33 of them). Re-run each in one pytest process.
     for mutant in [m for m, state in status.items() if state == "timeout"]:
         if _passes_alone(work, mutant, tests, spec):
             print(f"  {mutant}: mutmut's timeout, but its tests pass in one process: a survivor", flush=True)
             status[mutant] = "survived"
+    # `context` (optional): a line that must also appear, unchanged, around the mutated one, for a `was`/`now`
+    # pair that occurs at several places of which only one is equivalent (e.g. `seq += 1` -> `seq = 1`)
     equivalent = [(_squash(e["was"]), _squash(e["now"]), e["reason"], _squash(e.get("context", "")))
                   for e in spec.get("equivalent", [])]
     survivors, explained, used = [], [], set()

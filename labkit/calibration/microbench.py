@@ -2,7 +2,7 @@
 
 Each benchmark is one op of one op class (DESIGN.md §3) at one shape, sized to span the small lab models at
 batch 1 and 32: 3x3 and 1x1 convs of 1..640 channels on 2x2..32x32 maps, depthwise convs, linears from
-10 to 1024 features on 1..1024 rows (GEMMs of 4-17 rows among them), SDPA attention, element-wise, norms, pooling and memory ops.
+10 to 1024 features on 1..197 rows per sample (GEMMs of 4-17 rows among them), SDPA attention, element-wise, norms, pooling and memory ops.
 A benchmark is a tiny ``nn.Module`` plus its example input; labkit.calibration.benchrun times it as a one-layer model
 (``as_model``) in torch, and exported to ONNX (``export_onnx``, as ``labkit validate`` exports the zoo) in
 ONNX Runtime, whose optimised graph is what gets profiled. Both use ``time_call``'s timing rule.

@@ -47,11 +47,11 @@ from labkit.paths import checker_file
 EVENTS_ENV = "LABKIT_GRADE_EVENTS"
 _POLL_S = 0.1
 _TAIL_BYTES = 16_000
+_MAX_EXPORT_BYTES = 64 * 2**20     # what the grader reads of the answers file
 # CPython 3.11 keeps the AST converter's recursion depth in state shared by every thread (gh-106905): two grading
 # threads arming notebooks at once (ast.parse/unparse in answer_only) once failed a whole run with a spurious
 # "SystemError: AST constructor recursion depth mismatch". Arming takes milliseconds, so it is done one at a time.
 _ARM_LOCK = threading.Lock()
-_MAX_EXPORT_BYTES = 64 * 2**20     # what the grader reads of the answers file
 
 
 @dataclass(frozen=True)
