@@ -140,3 +140,11 @@ def test_cells_at_the_edge_of_the_notebook_and_the_last_start():
               {"cell": 1, "event": "end"}, {"cell": 4, "event": "start"}]
     g = score("k", lab(), prepared(), run([line(q, True) for q in QUESTIONS], events, stopped="time limit"))
     assert g.detail == "time limit in your extra cell 2"
+
+
+def test_the_grade_carries_the_runs_sandbox_and_the_hints_of_the_labs_questions_only():
+    g = score("h", lab(), prepared(), run([line(q, True) for q in QUESTIONS]),
+              hints={"06.q1": 2, "06.q3": 1, "99.q9": 4})
+    assert g.sandbox == "bwrap"                                  # how the run was isolated, as the run says
+    assert g.hints == {"06.q1": 2, "06.q3": 1}                   # a question not in the lab is not a column
+    assert score("h", lab(), prepared(), run()).hints == {}      # no hints asked: none counted
