@@ -185,12 +185,11 @@ def switches(ops) -> list[float]:
     ([0.0], [0.0, 0.49, 0.49, 0.49])
     """
     ops = list(ops)
-    last: dict = {}                      # op -> position of its last run, over two passes (the calls repeat)
-    out = [0.0] * len(ops)
-    for pos, op in enumerate(ops + ops):
-        if pos >= len(ops) and op in last:
-            d = sum(1 for p in last.values() if p > last[op])
-            out[pos - len(ops)] = 1.0 - math.exp(-d / SWITCH_OPS)
+    last = {op: pos for pos, op in enumerate(ops)}     # each op's last run in the call before (calls repeat)
+    out = []
+    for pos, op in enumerate(ops, start=len(ops)):
+        d = sum(1 for p in last.values() if p > last[op])
+        out.append(1.0 - math.exp(-d / SWITCH_OPS))
         last[op] = pos
     return out
 
