@@ -41,7 +41,7 @@ def test_quick_calibration_fits_every_class(cache):
     classes = {b.op_class for b in microbench.benches(quick=True)}
     assert classes <= set(cal.fits)
     for key in cal.fits:   # op classes, "class/op" refinements, and the per-call cost
-        assert key in classes or key == "call" or key.split("/")[0] in classes, key
+        assert key in classes or key in ("call", "switch") or key.split("/")[0] in classes, key
     for cls, fit in cal.fits.items():
         for value in (fit.startup_s, fit.flops_per_s, fit.bytes_per_s):
             assert math.isfinite(value) and value > 0, (cls, fit)
@@ -145,7 +145,8 @@ def test_fit_recovers_known_parameters(monkeypatch):
 
     monkeypatch.setattr(costfit, "PRIOR_WEIGHT", 1e-6)
     truth = {"conv": OpFit(5e-6, 2e10, 1e10, overlap=False), "norm": OpFit(2e-6, 5e9, 3e10, overlap=False),
-             "norm/layernorm": OpFit(4e-6, 2e9, 3e10, overlap=False), "call": OpFit(3e-6, 1, 1, overlap=False)}
+             "norm/layernorm": OpFit(4e-6, 2e9, 3e10, overlap=False), "call": OpFit(3e-6, 1, 1, overlap=False),
+             "switch": OpFit(1.5e-6, 1, 1, overlap=False)}
     sizes = [(1e3, 1e5), (1e6, 1e4), (1e7, 1e5), (1e8, 1e6), (1e4, 1e7), (1e5, 1e3), (3e7, 3e6), (1e2, 1e2)]
     points = []
     for i, (flops, nbytes) in enumerate(sizes):
@@ -155,7 +156,8 @@ def test_fit_recovers_known_parameters(monkeypatch):
             work += [("norm", "layernorm", int(nbytes / 2), int(nbytes / k))] * (k % 2 + 1)
             points.append((f"p{i}.{k}", work, costfit.predict(work, truth, call=True)))
     got = costfit.fit(points)
-    assert got["call"].startup_s == pytest.approx(truth["call"].startup_s, rel=1e-3)
+    for key in ("call", "switch"):   # the cold-code cost of mixed ops, beside the fixed cost of a call
+        assert got[key].startup_s == pytest.approx(truth[key].startup_s, rel=1e-3), key
     for cls, op in [("conv", "conv2d"), ("norm", "batchnorm"), ("norm", "layernorm")]:
         have, want = costfit.fit_for(got, cls, op), costfit.fit_for(truth, cls, op)   # what each op costs
         for field in ("startup_s", "flops_per_s", "bytes_per_s"):
@@ -172,13 +174,14 @@ def test_fit_recovers_kernel_calls_and_rates_under_memory_tiers(monkeypatch):
     monkeypatch.setattr(costfit, "PRIOR_WEIGHT", 1e-6)
     tiers = ((2**22, 100e9), (2**26, 40e9), (2**28, 30e9))
     truth = {"dwconv": OpFit(8e-6, 1e10, 6e10, overlap=False, kernel_call_s=4e-7),
-             "norm": OpFit(2e-6, 5e9, 2e11, overlap=False), "call": OpFit(3e-6, 1, 1, overlap=False)}
+             "norm": OpFit(2e-6, 5e9, 2e11, overlap=False), "call": OpFit(3e-6, 1, 1, overlap=False),
+             "switch": OpFit(1e-6, 1, 1, overlap=False)}
     points = []
     for i, (flops, nbytes, calls) in enumerate([(1e5, 1e5, 64), (1e6, 2e6, 512), (1e7, 1e6, 4096), (3e5, 3e8, 32),
                                                 (1e8, 1e7, 256), (2e6, 5e7, 18432), (1e4, 1e4, 8)]):
         for k in range(1, 4):
             work = [("dwconv", "conv2d", int(flops * k), int(nbytes), calls * k)] * k
-            work += [("norm", "batchnorm", int(3e4 * (i + 1) ** 2), int(nbytes * k), 0)] * (i % 2 + 1)
+            work += [("norm", "batchnorm", int(3e4 * (i + 1) ** 2), int(nbytes * k), 0)] * ((i + k) % 3)
             points.append((f"p{i}.{k}", work, costfit.predict(work, truth, call=True, tiers=tiers)))
     assert any(costfit.predict(w, truth, tiers=tiers) > 1.5 * costfit.predict(w, truth) for _, w, _ in points)
     got = costfit.fit(points, tiers=tiers)
@@ -186,6 +189,7 @@ def test_fit_recovers_kernel_calls_and_rates_under_memory_tiers(monkeypatch):
         for field in ("startup_s", "flops_per_s", "bytes_per_s", "kernel_call_s"):
             assert getattr(got[cls], field) == pytest.approx(getattr(truth[cls], field), rel=1e-3), (cls, field)
     assert got["call"].startup_s == pytest.approx(3e-6, rel=1e-3)
+    assert got["switch"].startup_s == pytest.approx(1e-6, rel=1e-3)
 
 
 def test_fit_recovers_packed_and_small_gemm_weight_costs(monkeypatch):

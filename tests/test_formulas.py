@@ -1,15 +1,19 @@
 """One owner per formula: Profile.at_batch (batch scaling), OpFit.time_s (a calibrated layer's time),
-labkit.targets.call_s (the per-call cost). Each is checked against an independent oracle, and the modules that
+labkit.targets.call_s (the per-call cost), labkit.targets.switches (what each layer pays of the cold-code cost
+among mixed ops). Each is checked against an independent oracle, and the modules that
 used to carry their own copy (estimate, partition, the calibration's fit) against the owner."""
 
 import dataclasses
+import math
+import random
 
 import pytest
 
 import labkit as lk
 from labkit.calibration import costfit
 from labkit.profile.core import OP_CLASSES
-from labkit.targets import OpFit, call_s, fit_for
+from labkit.targets import OpFit, call_s, fit_for, switch_s, switches
+from labkit.targets.devices import SWITCH_OPS
 
 FIELDS = ("macs", "flops", "params", "weight_elems", "input_elems", "output_elems", "output_shape", "gemm", "op",
           "op_class", "inputs")
@@ -58,6 +62,23 @@ def test_fit_for_prefers_the_op_and_call_s_defaults_to_zero():
     assert call_s(fits) == 7e-6 and call_s({}) == 0.0 and call_s(None) == 0.0
 
 
+def test_switches_against_a_brute_force_stack_distance():
+    # oracle: walk back from each layer, around the loop of repeated calls, to the last run of its op, counting
+    # the distinct other ops on the way
+    rng = random.Random(7)
+    for _ in range(200):
+        ops = [rng.choice("abcdefg"[: rng.randint(1, 7)]) for _ in range(rng.randint(1, 30))]
+        want = []
+        for i, op in enumerate(ops):
+            seen, j = set(), i - 1
+            while ops[j % len(ops)] != op:
+                seen.add(ops[j % len(ops)])
+                j -= 1
+            want.append(1.0 - math.exp(-len(seen) / SWITCH_OPS))
+        assert switches(ops) == pytest.approx(want, abs=1e-12), ops
+    assert switch_s({"switch": OpFit(3e-6, 1, 1)}) == 3e-6 and switch_s({}) == 0.0 and switch_s(None) == 0.0
+
+
 def _calibrated(name="fitted", **fits):
     return lk.Device(name, "edge-cpu", "test", {"fp32": 1e11}, mem_bw_bytes_per_s=1e10, mem_bytes=8e9, idle_w=2.0,
                      peak_w=10.0, fits=fits)
@@ -65,14 +86,17 @@ def _calibrated(name="fitted", **fits):
 
 def test_estimate_and_the_calibration_price_a_layer_with_the_same_owner():
     fits = {c: OpFit(1e-6 * (i + 1), 1e9 * (i + 1), 2e9, overlap=bool(i % 2)) for i, c in enumerate(OP_CLASSES)}
-    fits["call"] = OpFit(4e-5, 1.0, 1.0)
+    fits["call"], fits["switch"] = OpFit(4e-5, 1.0, 1.0), OpFit(3e-6, 1.0, 1.0)
     dev = _calibrated(**fits)
     prof = lk.profile(lk.zoo.build("cnn"), lk.zoo.example("cnn", batch=2))
     for batch in (2, 8):
         est = lk.estimate(prof, dev, batch=batch)
         at = prof.at_batch(batch)
-        for lay, le in zip(at.layers, est.layers):       # by hand, from the owner
-            assert le.latency_s == pytest.approx(fits[lay.op_class].time_s(lay.flops, lay.bytes), rel=1e-12)
+        cold = switches(lay.op for lay in at.layers)
+        assert 0 < sum(cold) < len(cold)
+        for lay, le, w in zip(at.layers, est.layers, cold):       # by hand, from the owners
+            want = fits[lay.op_class].time_s(lay.flops, lay.bytes) + 3e-6 * w
+            assert le.latency_s == pytest.approx(want, rel=1e-12)
         assert est.latency_s == pytest.approx(sum(le.latency_s for le in est.layers) + 4e-5, rel=1e-12)
         work = [(lay.op_class, lay.op, lay.flops, lay.bytes) for lay in at.layers]
         assert costfit.predict(work, fits, call=True) == pytest.approx(est.latency_s, rel=1e-12)

@@ -11,7 +11,8 @@ What it measures, per runtime (torch eager, or ONNX Runtime), with the thread co
   whole model call at batch 1 and 32 — for ONNX Runtime exported and run as ``labkit validate`` runs models.
 Then labkit.calibration.costfit fits, jointly over all of them, per op class and per op a start-up and two rates,
 ``t = startup_s + flops / flops_per_s + bytes / bytes_per_s`` per layer plus one "call" cost per model
-call (the formula of ``labkit.estimate``), robust least squares on log(predicted / measured).
+call and a "switch" cost per layer whose op's code went cold among mixed ops (the formula of ``labkit.estimate``),
+robust least squares on log(predicted / measured).
 
 The result is cached as JSON in ``platformdirs.user_cache_dir("labkit")`` (``$LABKIT_CACHE_DIR`` overrides),
 one file per machine key: CPU model, CPUs available, torch and onnxruntime versions, thread count.
@@ -37,7 +38,7 @@ from types import MappingProxyType
 from labkit.calibration import cache
 from labkit.calibration.cache import cache_path, machine_key, threads
 from labkit.calibration.contention import NOTE_ABOVE, OtherLoad
-from labkit.targets import Device, OpFit
+from labkit.targets import Device, OpFit, switch_s
 
 RUNTIMES = ("torch", "onnxruntime")
 # ONNX Runtime runs at graph level EXTENDED in calibration and validation (see labkit/validate.py).
@@ -106,8 +107,10 @@ class Calibration:
         return pd.DataFrame(rows).set_index("op_class")
 
     def _counts(self) -> dict[str, int]:
-        """Benchmarks behind each fit key: those with a layer of that class or op ("call": all of them)."""
-        return {c: sum(1 for p in self.points if c == "call" or c in p[2].split(";")) for c in self.fits}
+        """Benchmarks behind each fit key: those with a layer of that class or op ("call": all of them;
+        "switch": the networks, the benchmarks of several ops)."""
+        return {c: sum(1 for p in self.points if c == "call" or c in p[2].split(";") or (c == "switch" and p[1] == "net"))
+                for c in self.fits}
 
     def to_json(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -280,7 +283,8 @@ def _table(cal: Calibration) -> str:
              + (" (quick)" if cal.quick else ""),
              "  matmul " + ", ".join(f"{d} {v / 1e9:.1f} GFLOP/s" for d, v in cal.matmul_flops_per_s.items()),
              f"  triad {cal.triad_bytes_per_s / 1e9:.2f} GB/s, copy {cal.copy_bytes_per_s / 1e9:.2f} GB/s, "
-             f"op overhead {cal.op_overhead_s * 1e6:.2f} µs, call overhead {cal.run_overhead_s * 1e6:.2f} µs",
+             f"op overhead {cal.op_overhead_s * 1e6:.2f} µs, call overhead {cal.run_overhead_s * 1e6:.2f} µs, "
+             f"switch {switch_s(cal.fits) * 1e6:.2f} µs (a layer among mixed ops, at most)",
              "  memory tiers (copy): " + (", ".join(f"{ws / 2**20:g} MiB {r / 1e9:.0f} GB/s" for ws, r in cal.mem_tiers)
                                           or "not measured"),
              "  fresh outputs: " + (f"from {cal.fresh_output[0] / 2**20:.0f} MiB, {1e-9 / cal.fresh_output[1]:.1f} GB/s "
@@ -288,7 +292,7 @@ def _table(cal: Calibration) -> str:
              f"  {'fit':<22} {'startup':>10} {'GFLOP/s':>9} {'GB/s':>8} {'fit err':>8} {'n':>4}"]
     counts = cal._counts()
     for c, f in cal.fits.items():
-        if c == "call":
+        if c in ("call", "switch"):
             continue
         lines.append(f"  {c:<22} {f.startup_s * 1e6:>8.2f}µs {f.flops_per_s / 1e9:>9.2f} "
                      f"{f.bytes_per_s / 1e9:>8.2f} {cal.fit_error.get(c, float('nan')):>8.1%} {counts[c]:>4}")

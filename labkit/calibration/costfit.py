@@ -2,7 +2,7 @@
 
 The model is labkit.estimate's, for a model call of layers l = 1..L:
 
-    t_call = call_s + sum_l  startup(l) + flops_l / flops_per_s(l) + bytes_l / min(bytes_per_s(l), tier(bytes_l))
+    t_call = call_s + switch_s * switches + sum_l  startup(l) + flops_l / flops_per_s(l) + bytes_l / min(bytes_per_s(l), tier(bytes_l))
                              + kernel_calls_l * kernel_call_s(l) + packed_weights_l * weight_s(l)
                              + small_gemm_weights_l * small_gemm_weight_s(l)
                              + small_image_gemm_weights_l * small_image_gemm_weight_s(l)
@@ -10,7 +10,10 @@ The model is labkit.estimate's, for a model call of layers l = 1..L:
 where (startup, flops_per_s, bytes_per_s) is the fit of the layer's op ("pool/maxpool") if there is one,
 else of its op class ("pool") — Hockney's r∞ / n½ idea, one per kernel family — and ``call_s`` (the fit
 keyed "call") is the fixed cost of calling a model once (the top module's ``__call__``, ORT's
-``session.run`` with its numpy conversions). Compute and memory *add* (OpFit.overlap = False): on this
+``session.run`` with its numpy conversions); ``switch_s`` (keyed "switch") is the most a layer costs more in a
+forward pass of mixed ops than alone, its code and dispatch path gone cold, and ``switches`` is the sum of each
+layer's share of it (``labkit.targets.switches``: 0 for one op repeated, as in a single-op benchmark). The single
+ops pin the classes, the synthetic networks the switch. Compute and memory *add* (OpFit.overlap = False): on this
 kind of CPU, small kernels do not overlap them (torch's convs, for one, reorder their input and output
 to a blocked layout before and after the arithmetic); on held-out random networks the sum predicted
 better than max(compute, memory) did, for both runtimes.
@@ -42,7 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from labkit.targets import OpFit, call_s, fit_for, tier_bytes_per_s
+from labkit.targets import OpFit, call_s, fit_for, switch_s, switches, tier_bytes_per_s
 
 PRIOR_WEIGHT = 0.3      # pull of an op's fit towards its class's, per log unit (e^1 = 2.7x)
 LOSS_SCALE = 0.1        # soft-L1 switches from squared to linear beyond ~10% error
@@ -63,6 +66,7 @@ def predict(work, fits: Mapping[str, OpFit], call: bool = False, tiers=()) -> fl
     130.0
     """
     total = sum(fit_for(fits, c, op).time_s(f, b, tier_bytes_per_s(tiers, b), *k) for c, op, f, b, *k in work)
+    total += switch_s(fits) * sum(switches(w[1] for w in work))
     return total + (call_s(fits) if call else 0.0)
 
 
@@ -95,6 +99,7 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
     cls_ix = {c: i for i, c in enumerate(classes)}
     op_ix = {k: i for i, k in enumerate(ops)}
     lay_point, lay_cls, lay_op, lay_f, lay_b, lay_k = [], [], [], [], [], []
+    n_switch = np.array([sum(switches(w[1] for w in work)) for _, work, _ in points], dtype=float)
     for p, (_, work, _) in enumerate(points):
         for c, op, f, b, *k in work:
             lay_point.append(p)
@@ -112,14 +117,15 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
     n_c, n_o = len(classes), len(ops)
     has_op = lay_op >= 0
 
-    # parameters: [log call_s] + P per class (log startup, log flops/s, log bytes/s, log of each per-unit cost)
-    # + 3 deltas per op (its class's per-unit costs are the op's)
+    # parameters: [log call_s, log switch_s] + P per class (log startup, log flops/s, log bytes/s, log of each
+    # per-unit cost) + 3 deltas per op (its class's per-unit costs are the op's)
     P = 3 + UNITS
+    G = 2                                                            # the global ones: call and switch
 
     def unpack(x):
         call = x[0] if with_call else -np.inf
-        cls = x[1:1 + P * n_c].reshape(n_c, P)
-        delta = x[1 + P * n_c:].reshape(n_o, 3)
+        cls = x[G:G + P * n_c].reshape(n_c, P)
+        delta = x[G + P * n_c:].reshape(n_o, 3)
         return call, cls, delta
 
     def layer_params(cls, delta):
@@ -135,23 +141,25 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         calls_s = lay_k * p[:, 3:]                                   # (layers, UNITS)
         total = np.bincount(lay_point, weights=p[:, 0] + work_s + calls_s.sum(axis=1), minlength=len(t))
         capped = p[:, 2] >= lay_cap                   # the tier, not the fit's rate, sets the memory time
-        return np.exp(call), p[:, 0], compute, memory, total + np.exp(call), delta, calls_s, capped
+        switches_s = np.exp(x[1]) * n_switch
+        return (np.exp(call), p[:, 0], compute, memory, total + np.exp(call) + switches_s, delta, calls_s, capped,
+                switches_s)
 
     def residuals(x):
-        _, _, _, _, total, delta, _, _ = layer_terms(x)
+        _, _, _, _, total, delta, _, _, _ = layer_terms(x)
         return np.concatenate([point_w * np.log(total / t), PRIOR_WEIGHT * delta.ravel()])
 
     # the Jacobian by hand (a numerical one costs a residual per parameter): d log(total_p) / d x =
     # (d total_p / d x) / total_p, with d startup / d log startup = startup, d (f / F) / d log F = -f / F
-    n_x = 1 + P * n_c + 3 * n_o
+    n_x = G + P * n_c + 3 * n_o
     rows = np.arange(len(lay_point))
-    cls_cols = (1 + P * lay_cls)[:, None] + np.arange(P)                                  # (layers, P)
-    op_cols = (1 + P * n_c + 3 * lay_op[has_op])[:, None] + np.arange(3)                  # (op layers, 3)
+    cls_cols = (G + P * lay_cls)[:, None] + np.arange(P)                                  # (layers, P)
+    op_cols = (G + P * n_c + 3 * lay_op[has_op])[:, None] + np.arange(3)                  # (op layers, 3)
     flat_ix = np.concatenate([(lay_point[:, None] * n_x + cls_cols).ravel(),
                               (lay_point[has_op][:, None] * n_x + op_cols).ravel()])
 
     def jacobian(x):
-        call_s, startup, compute, memory, total, _, calls_s, capped = layer_terms(x)
+        call_s, startup, compute, memory, total, _, calls_s, capped, switches_s = layer_terms(x)
         d = np.zeros((len(lay_point), P))                  # d layer_s / d (log s, log F, log B, log unit costs)
         d[:, 0] = startup
         d[:, 3:] = calls_s
@@ -166,17 +174,18 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         jac[:len(t)] = np.bincount(flat_ix, weights=data, minlength=len(t) * n_x).reshape(len(t), n_x)
         if with_call:
             jac[:len(t), 0] = call_s
+        jac[:len(t), 1] = switches_s
         jac[:len(t)] *= (point_w / total)[:, None]
-        jac[len(t):, 1 + P * n_c:] = PRIOR_WEIGHT * np.eye(3 * n_o)
+        jac[len(t):, G + P * n_c:] = PRIOR_WEIGHT * np.eye(3 * n_o)
         return jac
 
     lo_cls = np.log([min_startup_s, 1e7, 1e7] + [MIN_UNIT_S] * UNITS)
     hi_cls = np.log([1e-2, max_flops_per_s, 1e13] + [1e-3] * UNITS)
-    lo = np.concatenate([[np.log(1e-8)], np.tile(lo_cls, n_c), np.full(3 * n_o, -6.0)])
-    hi = np.concatenate([[np.log(1e-2)], np.tile(hi_cls, n_c), np.full(3 * n_o, 6.0)])
+    lo = np.concatenate([np.log([1e-8, MIN_UNIT_S]), np.tile(lo_cls, n_c), np.full(3 * n_o, -6.0)])
+    hi = np.concatenate([np.log([1e-2, 1e-3]), np.tile(hi_cls, n_c), np.full(3 * n_o, 6.0)])
     best = None
     for startup, rate_frac in ((3.0, 0.3), (10.0, 0.1), (1.5, 1.0)):
-        x0 = np.concatenate([[np.log(max(min(t.min(), 1e-3) * 0.5, 2e-8))],
+        x0 = np.concatenate([[np.log(max(min(t.min(), 1e-3) * 0.5, 2e-8)), np.log(max(min_startup_s, 1e-7))],
                              np.tile(np.log([max(min_startup_s * startup, 1e-7), max_flops_per_s / 1.5 * rate_frac,
                                              1e10 * rate_frac] + [1e-8, 1e-11, 1e-11, 1e-11]), n_c), np.zeros(3 * n_o)])
         sol = least_squares(residuals, np.clip(x0, lo + 1e-9, hi - 1e-9), bounds=(lo, hi), jac=jacobian,
@@ -196,4 +205,6 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
                                   **unit_costs(cls_ix[c]))
     if with_call:   # its rates are never used: labkit.estimate adds its start-up once per model call
         fits["call"] = OpFit(float(np.exp(call)), max_flops_per_s, 1e13, overlap=overlap)
+    if n_switch.any():   # likewise: labkit.estimate adds its start-up to each layer that switches op
+        fits["switch"] = OpFit(float(np.exp(best.x[1])), max_flops_per_s, 1e13, overlap=overlap)
     return fits

@@ -15,7 +15,8 @@ The model (DESIGN.md §3), per layer, at the requested batch and dtype:
   (``device.mem_tiers``, a copy measured beyond the caches), and a layer whose output is large enough to be
   mapped fresh on every call pays for the page faults (``device.fresh_output``; torch on glibc, not ORT).
   A fit keyed ``"<op_class>/<op>"`` (e.g. ``"pool/maxpool"``) takes precedence over its class's; a fit keyed
-  ``"call"`` is the fixed cost of one model call (framework entry, ORT's ``session.run``), added once.
+  ``"call"`` is the fixed cost of one model call (framework entry, ORT's ``session.run``), added once, and one
+  keyed ``"switch"`` is added to each layer that runs another op than the layer before it (its code starts cold).
   A fit holds for the dtype it was measured at; at another dtype only its bytes term changes.
 * energy: ``idle_w * t + (peak_w - idle_w) * u * t``, u = the layer's use of its bound resource, in [0, 1].
 * cost: ``price_usd_per_hour * t / 3600 / utilization``; carbon: ``energy * PUE * grid intensity(region)``.
@@ -31,7 +32,7 @@ from functools import lru_cache
 from labkit.args import Int, Number, check
 from labkit.dtypes import DTYPE_BYTES, normalize_dtype
 from labkit.systolic import model as systolic
-from labkit.targets.devices import call_s, fit_for, fresh_output_s, tier_bytes_per_s
+from labkit.targets.devices import call_s, fit_for, fresh_output_s, switch_s, switches, tier_bytes_per_s
 from labkit.units import si
 
 # Models repeat their GEMM shapes; a pure function of five ints is safe to cache.
@@ -262,10 +263,13 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
     weight_bytes = 0
     max_act_bytes = 0
     total_s = compute_s = energy_j = 0.0
-    for layer in profile.at_batch(batch).layers:
+    at_batch = profile.at_batch(batch).layers
+    switch = switch_s(device.fits)   # calibrated devices: a layer whose op's code went cold since it last ran
+    for layer, cold in zip(at_batch, switches(layer.op for layer in at_batch)):
         nbytes = _bytes(layer, bpe)
         util = _array_util(layer, device)
         t, bound = _layer_time(layer, device, dtype, nbytes, util)
+        t += switch * cold
         weight_bytes += int(layer.weight_elems * bpe)
         max_act_bytes = max(max_act_bytes, int(layer.input_elems * bpe) + int(layer.output_elems * bpe))
         # use of the bound resource, 0..1: attained FLOP/s over peak, or attained bytes/s over bandwidth

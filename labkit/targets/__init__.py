@@ -15,10 +15,12 @@ from labkit.targets.devices import (
                                     fit_for,
                                     fresh_output_s,
                                     kinds_on,
+                                    switch_s,
+                                    switches,
                                     tier_bytes_per_s,
 )
 from labkit.targets.links import Link, link, links
 
 __all__ = ["KINDS", "LOCAL_NAMES", "SIDE", "Device", "Link", "OpFit", "call_s", "catalog_key", "datasets_dir",
            "dataset_path", "device", "devices", "fit_for", "fresh_output_s", "kinds_on", "link", "links",
-           "tier_bytes_per_s"]
+           "switch_s", "switches", "tier_bytes_per_s"]
