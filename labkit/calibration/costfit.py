@@ -205,6 +205,6 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
                                   **unit_costs(cls_ix[c]))
     if with_call:   # its rates are never used: labkit.estimate adds its start-up once per model call
         fits["call"] = OpFit(float(np.exp(call)), max_flops_per_s, 1e13, overlap=overlap)
-    if n_switch.any():   # likewise: labkit.estimate adds its start-up to each layer that switches op
+    if n_switch.any():   # likewise: labkit.estimate adds its start-up to each layer, in its share (switches)
         fits["switch"] = OpFit(float(np.exp(best.x[1])), max_flops_per_s, 1e13, overlap=overlap)
     return fits

@@ -16,7 +16,8 @@ The model (DESIGN.md §3), per layer, at the requested batch and dtype:
   mapped fresh on every call pays for the page faults (``device.fresh_output``; torch on glibc, not ORT).
   A fit keyed ``"<op_class>/<op>"`` (e.g. ``"pool/maxpool"``) takes precedence over its class's; a fit keyed
   ``"call"`` is the fixed cost of one model call (framework entry, ORT's ``session.run``), added once, and one
-  keyed ``"switch"`` is added to each layer that runs another op than the layer before it (its code starts cold).
+  keyed ``"switch"`` is added to each layer in the share ``labkit.targets.switches`` gives it (0 for one op
+  repeated, about 1 among a dozen distinct ops: its code gone cold).
   A fit holds for the dtype it was measured at; at another dtype only its bytes term changes.
 * energy: ``idle_w * t + (peak_w - idle_w) * u * t``, u = the layer's use of its bound resource, in [0, 1].
 * cost: ``price_usd_per_hour * t / 3600 / utilization``; carbon: ``energy * PUE * grid intensity(region)``.
