@@ -12,8 +12,7 @@ What it measures, per runtime (torch eager, or ONNX Runtime), with the thread co
 Then labkit.calibration.costfit fits, jointly over all of them, per op class and per op a start-up and two rates,
 ``t = startup_s + flops / flops_per_s + bytes / bytes_per_s`` per layer plus one "call" cost per model
 call and a share of a "switch" cost per layer whose op's code went cold among mixed ops (the formula of
-``labkit.estimate``),
-robust least squares on log(predicted / measured).
+``labkit.estimate``), robust least squares on log(predicted / measured).
 
 The result is cached as JSON in ``platformdirs.user_cache_dir("labkit")`` (``$LABKIT_CACHE_DIR`` overrides),
 one file per machine key: CPU model, CPUs available, torch and onnxruntime versions, thread count.
