@@ -39,18 +39,3 @@ if _DEADLINE_S > 0:
         with deadline(_DEADLINE_S, f"{item.nodeid} (LABKIT_TEST_DEADLINE_S)"):
             yield
 
-
-# `make test` runs pytest-xdist with --dist loadfile --no-loadscope-reorder: each file goes whole to one worker, in
-# the order of this list. Grading every lab (test_labs.py, ~20 min of one worker in the CI dry run of 2026-12-03)
-# goes first, so the other worker runs the rest of the suite beside it. Sorted by test count, as xdist does by
-# default, it started ~3.5 min in, and the other worker sat idle for at least the last 7 of the 23 min. Then the
-# grader's own tests, the next longest file.
-_FIRST = ("test_labs.py", "test_grade.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        name = item.path.name
-        return _FIRST.index(name) if name in _FIRST else len(_FIRST)
-
-    items.sort(key=rank)          # stable: within a file, and among the other files, collection order stays
