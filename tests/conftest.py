@@ -38,4 +38,3 @@ if _DEADLINE_S > 0:
 
         with deadline(_DEADLINE_S, f"{item.nodeid} (LABKIT_TEST_DEADLINE_S)"):
             yield
-

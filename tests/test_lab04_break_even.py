@@ -4,7 +4,8 @@ Near a speed-up of 1, two runs of the same solution can give break-even counts m
 finite count in one and "never" in the other; the grader's 10x plausibility guard for kernel oracles then
 fell back to the reference run's values, and a correct solution lost 3 points (a CI dry run, 2026-12-03).
 04.q5 is now a kernel-judged ``test=`` check. Here the solution's own answer and check cells run on made-up
-timings, faster and slower than eager, so both branches are exercised without measuring anything.
+timings (a real TorchCompile of made-up Measurements): faster than eager, about equal and slower, so both
+branches are exercised without measuring anything.
 """
 
 import json
@@ -25,32 +26,34 @@ def _cell(marker: str) -> str:
     return src
 
 
-def _timing(compile_s, eager_s, compiled_s):
-    tc = SimpleNamespace(compile_s=compile_s, eager=SimpleNamespace(p50_s=eager_s),
-                         compiled=SimpleNamespace(p50_s=compiled_s))
-    tc.speedup = eager_s / compiled_s
-    tc.break_even_calls = lk.compile.break_even_calls(compile_s, eager_s, compiled_s)
-    return tc
+def _timing(compile_s, eager_s, compiled_s) -> lk.compile.TorchCompile:
+    """A TorchCompile of made-up timings: its speedup and break_even_calls are labkit's own."""
+    m = lk.Measurement.from_samples
+    return lk.compile.TorchCompile("inductor", "inductor", None, "", compile_s, compiled=m([compiled_s] * 5),
+                                   eager=m([eager_s] * 5), max_abs_diff=0.0)
 
 
-def _run(cells, tc) -> dict:
-    """Run the solution's cells (found by a marker each) with `tc` made up; lk.check's results by question."""
+def _run(cells, tc, labkit=None) -> dict:
+    """Run the solution's cells (found by a marker each) with `tc` made up, under `labkit` (default: one that
+    records lk.check's results by question, in the namespace's "results")."""
     results = {}
 
     def check(question, *args, **kwargs):
         results[question] = lk.check(question, *args, **kwargs)
         return results[question]
 
-    env = {"lk": SimpleNamespace(check=check), "math": math, "tc": tc}
+    env = {"lk": labkit or SimpleNamespace(check=check), "math": math, "tc": tc}
     for marker in cells:
         exec(_cell(marker), env)
     return {**env, "results": results}
 
 
+ANSWERS = ["def break_even(compile_s, eager_s, compiled_s)", "calls_needed = break_even("]
+
+
 @pytest.mark.parametrize("eager_s, compiled_s", [(1.0e-3, 0.5e-3), (1.0e-3, 0.999e-3), (1.0e-3, 1.2e-3)])
 def test_the_solution_passes_04_q5_on_its_own_timing(eager_s, compiled_s):
-    env = _run(["def break_even(compile_s, eager_s, compiled_s)", "calls_needed = break_even(", 'lk.check("04.q5",'],
-               _timing(20.0, eager_s, compiled_s))
+    env = _run([*ANSWERS, 'lk.check("04.q5",'], _timing(20.0, eager_s, compiled_s))
     assert env["results"]["04.q5"].passed, env["results"]["04.q5"].message
 
 
@@ -77,13 +80,10 @@ def test_the_grader_passes_04_q5_when_the_reference_run_measured_the_other_way_r
     def exports(path):
         return tuple(json.loads(line) for line in path.read_text().splitlines())
 
-    answer_cells = ["def break_even(compile_s, eager_s, compiled_s)", "calls_needed = break_even("]
     kernel, reference = tmp_path / "kernel.jsonl", tmp_path / "reference.jsonl"
     for path, make_lk, tc in ((kernel, exporting_labkit, _timing(20.0, 1.0e-3, 1.2e-3)),
                               (reference, oracle_labkit, _timing(20.0, 1.0e-3, 0.5e-3))):
-        env = {"lk": make_lk(str(path), real=lk), "math": math, "tc": tc}
-        for marker in [*answer_cells, 'lk.check("04.q5",']:
-            exec(_cell(marker), env)
+        _run([*ANSWERS, 'lk.check("04.q5",'], tc, make_lk(str(path), real=lk))
     lab = SimpleNamespace(questions={"04.q5": {}}, kernel_oracles=tuple(NB["metadata"]["labkit"]["kernel_oracles"]))
     oracles, _ = oracles_of(RunResult(exports(reference), (), None, 1.0, 0.0, ""), lab)
     (verdict,) = judge_run(RunResult(exports(kernel), (), None, 1.0, 0.0, ""), lab, oracles).checks
