@@ -279,7 +279,7 @@ def test_energy_power_is_clamped_to_the_idle_peak_range(M, K, N, beat, memory):
     # would exceed 1, and the power must then stop at peak_w, never above it. Below the peak, power is
     # idle + (peak - idle) x use, the use being attained / peak (the closed form written out here).
     peak_flops, bw = 1e12, 1e11
-    from labkit.targets.devices import OpFit
+    from labkit.targets import OpFit
 
     fit = OpFit(0.0, peak_flops * beat, 1e30) if not memory else OpFit(0.0, 1e30, bw * beat)
     d = toy_device(fits={"matmul": fit}, eff_compute=1.0, eff_mem=1.0, overhead_s=0.0)

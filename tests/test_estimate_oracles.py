@@ -17,7 +17,7 @@ from labkit import systolic
 from labkit.estimate import layer_time, peak_flops
 from labkit.estimate.model import carbon_factor
 from labkit.targets import OpFit
-from labkit.targets.devices import call_s, fit_for, fresh_output_s, tier_bytes_per_s
+from labkit.targets.fitted import call_s, fit_for, fresh_output_s, tier_bytes_per_s
 
 
 def dev(**kw):

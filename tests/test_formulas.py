@@ -1,5 +1,5 @@
 """One owner per formula: Profile.at_batch (batch scaling), OpFit.time_s (a calibrated layer's time),
-labkit.targets.call_s (the per-call cost), labkit.targets.switches (what each layer pays of the cold-code cost
+labkit.targets.call_s (the per-call cost), labkit.targets.switches (what each layer pays of the cold-cache cost
 among mixed ops). Each is checked against an independent oracle, and the modules that
 used to carry their own copy (estimate, partition, the calibration's fit) against the owner."""
 
@@ -13,7 +13,7 @@ import labkit as lk
 from labkit.calibration import costfit
 from labkit.profile.core import OP_CLASSES
 from labkit.targets import OpFit, call_s, fit_for, switch_s, switches
-from labkit.targets.devices import SWITCH_OPS
+from labkit.targets.fitted import COLD_BYTES
 
 FIELDS = ("macs", "flops", "params", "weight_elems", "input_elems", "output_elems", "output_shape", "gemm", "op",
           "op_class", "inputs")
@@ -62,20 +62,24 @@ def test_fit_for_prefers_the_op_and_call_s_defaults_to_zero():
     assert call_s(fits) == 7e-6 and call_s({}) == 0.0 and call_s(None) == 0.0
 
 
-def test_switches_against_a_brute_force_stack_distance():
-    # oracle: walk back from each layer, around the loop of repeated calls, to the last run of its op, counting
-    # the distinct other ops on the way
+def test_switches_against_a_brute_force_reuse_distance():
+    # oracle: walk back from each layer, around the loop of repeated calls, to the last run of its op, adding up
+    # the bytes of the layers on the way
     rng = random.Random(7)
     for _ in range(200):
-        ops = [rng.choice("abcdefg"[: rng.randint(1, 7)]) for _ in range(rng.randint(1, 30))]
+        n = rng.randint(1, 30)
+        ops = [rng.choice("abcdefg"[: rng.randint(1, 7)]) for _ in range(n)]
+        nbytes = [rng.choice((0, 1, 2**10, 2**16, 2**20, 2**24)) * rng.random() for _ in range(n)]
         want = []
         for i, op in enumerate(ops):
-            seen, j = set(), i - 1
-            while ops[j % len(ops)] != op:
-                seen.add(ops[j % len(ops)])
+            between, j = 0.0, i - 1
+            while ops[j % n] != op:
+                between += nbytes[j % n]
                 j -= 1
-            want.append(1.0 - math.exp(-len(seen) / SWITCH_OPS))
-        assert switches(ops) == pytest.approx(want, abs=1e-12), ops
+            want.append(1.0 - math.exp(-between / COLD_BYTES))
+        assert switches(ops, nbytes) == pytest.approx(want, abs=1e-12), ops
+    with pytest.raises(ValueError, match="one byte count per op"):
+        switches(["a", "b"], [1.0])
     assert switch_s({"switch": OpFit(3e-6, 1, 1)}) == 3e-6 and switch_s({}) == 0.0 and switch_s(None) == 0.0
 
 
@@ -92,7 +96,7 @@ def test_estimate_and_the_calibration_price_a_layer_with_the_same_owner():
     for batch in (2, 8):
         est = lk.estimate(prof, dev, batch=batch)
         at = prof.at_batch(batch)
-        cold = switches(lay.op for lay in at.layers)
+        cold = switches([lay.op for lay in at.layers], [lay.bytes for lay in at.layers])
         assert 0 < sum(cold) < len(cold)
         for lay, le, w in zip(at.layers, est.layers, cold):       # by hand, from the owners
             want = fits[lay.op_class].time_s(lay.flops, lay.bytes) + 3e-6 * w

@@ -262,7 +262,8 @@ def _cases(runtime, name, build, batches, num_threads, stem):
             if b == b0:
                 prof = _onnx_profile(profile, stem + ".opt.onnx", tuple(feeds.values()))
         layers = [] if prof is None else prof.at_batch(max(1, round(prof.batch * b / b0))).layers
-        out.append((f"{name} b{b}", microbench.layer_work(layers), fn, fargs, tuple(lay.output_bytes for lay in layers)))
+        work = microbench.layer_work(layers, num_threads if runtime == "torch" else 0)
+        out.append((f"{name} b{b}", work, fn, fargs, tuple(lay.output_bytes for lay in layers)))
     return out
 
 

@@ -11,7 +11,7 @@ What it measures, per runtime (torch eager, or ONNX Runtime), with the thread co
   whole model call at batch 1 and 32 — for ONNX Runtime exported and run as ``labkit validate`` runs models.
 Then labkit.calibration.costfit fits, jointly over all of them, per op class and per op a start-up and two rates,
 ``t = startup_s + flops / flops_per_s + bytes / bytes_per_s`` per layer plus one "call" cost per model
-call and a share of a "switch" cost per layer whose op's code went cold among mixed ops (the formula of
+call and a share of a "switch" cost per layer whose code and data went cold among mixed ops (the formula of
 ``labkit.estimate``), robust least squares on log(predicted / measured).
 
 The result is cached as JSON in ``platformdirs.user_cache_dir("labkit")`` (``$LABKIT_CACHE_DIR`` overrides),
@@ -262,6 +262,7 @@ def device_from(cal: Calibration) -> Device:
         mem_bw_bytes_per_s=cal.triad_bytes_per_s, mem_bytes=float(psutil.virtual_memory().total),
         idle_w=idle_w, peak_w=busy_w, eff_compute=1.0, eff_mem=1.0, overhead_s=cal.op_overhead_s,
         fits=dict(cal.fits), mem_tiers=cal.mem_tiers, fresh_output=cal.fresh_output,
+        torch_threads=cal.threads if cal.runtime == "torch" else 0,
         sources={
             "peak_flops": f"measured: {cal.runtime} 512x512 GEMM per dtype, {cal.created}",
             "mem_bw_bytes_per_s": f"measured: STREAM-like triad, {cal.created}",

@@ -11,9 +11,11 @@ where (startup, flops_per_s, bytes_per_s) is the fit of the layer's op ("pool/ma
 else of its op class ("pool") — Hockney's r∞ / n½ idea, one per kernel family — and ``call_s`` (the fit
 keyed "call") is the fixed cost of calling a model once (the top module's ``__call__``, ORT's
 ``session.run`` with its numpy conversions); ``switch_s`` (keyed "switch") is the most a layer costs more in a
-forward pass of mixed ops than alone, its code and dispatch path gone cold, and ``switches`` is the sum of each
-layer's share of it (``labkit.targets.switches``: 0 for one op repeated, as in a single-op benchmark). The single
-ops pin the classes, the synthetic networks the switch. Compute and memory *add* (OpFit.overlap = False): on this
+forward pass of mixed ops than alone, its code, dispatch path and data evicted by the layers in between, and
+``switches`` is the sum of each layer's share of it (``labkit.targets.switches``, by the bytes moved since its op
+last ran: 0 for one op repeated, as in a single-op benchmark). The single ops pin the classes, the synthetic
+networks the switch. A layer's op is ``labkit.targets.fit_op``'s name for it: a torch conv run as im2col + GEMM
+(``"conv2d:im2col"``) gets its own fit, apart from one run by oneDNN. Compute and memory *add* (OpFit.overlap = False): on this
 kind of CPU, small kernels do not overlap them (torch's convs, for one, reorder their input and output
 to a blocked layout before and after the arithmetic); on held-out random networks the sum predicted
 better than max(compute, memory) did, for both runtimes.
@@ -66,7 +68,7 @@ def predict(work, fits: Mapping[str, OpFit], call: bool = False, tiers=()) -> fl
     130.0
     """
     total = sum(fit_for(fits, c, op).time_s(f, b, tier_bytes_per_s(tiers, b), *k) for c, op, f, b, *k in work)
-    total += switch_s(fits) * sum(switches(w[1] for w in work))
+    total += switch_s(fits) * sum(switches([w[1] for w in work], [w[3] for w in work]))
     return total + (call_s(fits) if call else 0.0)
 
 
@@ -99,7 +101,7 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
     cls_ix = {c: i for i, c in enumerate(classes)}
     op_ix = {k: i for i, k in enumerate(ops)}
     lay_point, lay_cls, lay_op, lay_f, lay_b, lay_k = [], [], [], [], [], []
-    n_switch = np.array([sum(switches(w[1] for w in work)) for _, work, _ in points], dtype=float)
+    n_switch = np.array([sum(switches([w[1] for w in work], [w[3] for w in work])) for _, work, _ in points])
     for p, (_, work, _) in enumerate(points):
         for c, op, f, b, *k in work:
             lay_point.append(p)

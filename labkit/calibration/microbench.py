@@ -200,7 +200,12 @@ def as_model(module):
     return module if hasattr(module, "fn") else nn.Sequential(module)
 
 
-def layer_work(layers) -> list[tuple[str, str, int, int, int]]:
+def layer_work(layers, torch_threads: int = 0) -> list[tuple[str, str, int, int, int]]:
     """(op_class, op, flops, bytes, *unit counts) of each profiled layer: what the cost fit sees
-    (``Layer.unit_counts``: kernel calls, packed weights, small-GEMM weights per call and per image)."""
-    return [(lay.op_class, lay.op, int(lay.flops), int(lay.bytes), *lay.unit_counts) for lay in layers]
+    (``Layer.unit_counts``: kernel calls, packed weights, small-GEMM weights per call and per image). The op is
+    the name lk.estimate prices the layer under (``labkit.targets.fit_op``: in torch at `torch_threads`
+    threads, a conv that runs as im2col + GEMM is ``"conv2d:im2col"``)."""
+    from labkit.targets import fit_op
+
+    return [(lay.op_class, fit_op(lay, torch_threads), int(lay.flops), int(lay.bytes), *lay.unit_counts)
+            for lay in layers]

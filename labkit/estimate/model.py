@@ -17,7 +17,8 @@ The model (DESIGN.md §3), per layer, at the requested batch and dtype:
   A fit keyed ``"<op_class>/<op>"`` (e.g. ``"pool/maxpool"``) takes precedence over its class's; a fit keyed
   ``"call"`` is the fixed cost of one model call (framework entry, ORT's ``session.run``), added once, and one
   keyed ``"switch"`` is added to each layer in the share ``labkit.targets.switches`` gives it (0 for one op
-  repeated, about 1 among a dozen distinct ops: its code gone cold).
+  repeated, near 1 after other layers moved more than a core's L2: its code and data gone cold). A torch conv
+  is priced under the kernel torch runs it with (``labkit.targets.fit_op``: oneDNN, or im2col + GEMM).
   A fit holds for the dtype it was measured at; at another dtype only its bytes term changes.
 * energy: ``idle_w * t + (peak_w - idle_w) * u * t``, u = the layer's use of its bound resource, in [0, 1].
 * cost: ``price_usd_per_hour * t / 3600 / utilization``; carbon: ``energy * PUE * grid intensity(region)``.
@@ -33,7 +34,15 @@ from functools import lru_cache
 from labkit.args import Int, Number, check
 from labkit.dtypes import DTYPE_BYTES, normalize_dtype
 from labkit.systolic import model as systolic
-from labkit.targets.devices import call_s, fit_for, fresh_output_s, switch_s, switches, tier_bytes_per_s
+from labkit.targets.fitted import (
+    call_s,
+    fit_for,
+    fit_op,
+    fresh_output_s,
+    switch_s,
+    switches,
+    tier_bytes_per_s,
+)
 from labkit.units import si
 
 # Models repeat their GEMM shapes; a pure function of five ints is safe to cache.
@@ -175,13 +184,19 @@ def layer_time(layer, device, dtype: str = "fp32") -> tuple[float, str]:
     (57.26, 'memory')
     """
     dtype = normalize_dtype(dtype)
-    return _layer_time(layer, device, dtype, _bytes(layer, DTYPE_BYTES[dtype]), _array_util(layer, device))
+    return _layer_time(layer, device, dtype, _bytes(layer, DTYPE_BYTES[dtype]), _array_util(layer, device),
+                       _fit_op(layer, device, dtype))
 
 
-def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None) -> tuple[float, str]:
-    """layer_time for a canonical `dtype`, given the layer's bytes at it and its array utilisation (lk.estimate's
-    loop computes each once per layer)."""
-    fit = fit_for(device.fits, layer.op_class, layer.op)
+def _fit_op(layer, device, dtype: str) -> str:
+    """The op name the device's fits price the layer under (labkit.targets.fit_op: torch's conv kernel, fp32)."""
+    return fit_op(layer, device.torch_threads if dtype == "fp32" else 0)
+
+
+def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None, op: str) -> tuple[float, str]:
+    """layer_time for a canonical `dtype`, given the layer's bytes at it, its array utilisation and its fit op
+    (lk.estimate's loop computes each once per layer)."""
+    fit = fit_for(device.fits, layer.op_class, op)
     if fit is not None:
         # calibrated: Hockney-style start-up + rate per op class, fitted on this machine (OpFit owns the formula),
         # its bytes capped by the memory tier its working set streams from, plus faulting in a fresh output
@@ -265,11 +280,13 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
     max_act_bytes = 0
     total_s = compute_s = energy_j = 0.0
     at_batch = profile.at_batch(batch).layers
-    switch = switch_s(device.fits)   # calibrated devices: a layer whose op's code went cold since it last ran
-    for layer, cold in zip(at_batch, switches(layer.op for layer in at_batch)):
-        nbytes = _bytes(layer, bpe)
+    switch = switch_s(device.fits)   # calibrated devices: a layer whose code and data went cold since it last ran
+    ops = [_fit_op(layer, device, dtype) for layer in at_batch]
+    nbytes_of = [_bytes(layer, bpe) for layer in at_batch]
+    colds = switches(ops, nbytes_of) if switch else [0.0] * len(at_batch)
+    for layer, op, nbytes, cold in zip(at_batch, ops, nbytes_of, colds):
         util = _array_util(layer, device)
-        t, bound = _layer_time(layer, device, dtype, nbytes, util)
+        t, bound = _layer_time(layer, device, dtype, nbytes, util, op)
         t += switch * cold
         weight_bytes += int(layer.weight_elems * bpe)
         max_act_bytes = max(max_act_bytes, int(layer.input_elems * bpe) + int(layer.output_elems * bpe))

@@ -36,6 +36,8 @@ class Layer:
     output_shape: tuple[int, ...] = ()
     gemm: tuple[int, int, int, int] | None = None
     dtype: str = "fp32"
+    window: tuple[int, ...] = ()    # a 1-D/2-D conv's (kernel h, kernel w, largest stride, largest dilation); a
+                                    # 1-D kernel is (1, k). torch picks its conv kernel by it (labkit.targets.fit_op)
 
     @property
     def weight_bytes(self) -> int:

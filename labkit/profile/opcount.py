@@ -181,7 +181,7 @@ def einsum_macs(equation: str, shapes) -> int | None:
 def make_layer(name: str, op: str, inputs, *, macs: int = 0, extra_flops: int | None = None,
                params: int = 0, weight_elems: int = 0, input_elems: int = 0, output_elems: int = 0,
                output_shape=(), gemm=None, depthwise: bool = False, kernel_elems: int = 1,
-               dtype: str = "fp32", cls: str | None = None) -> Layer:
+               dtype: str = "fp32", cls: str | None = None, window=()) -> Layer:
     """Build a Layer with FLOPs = 2*macs + the table's element-wise work (or `extra_flops` if given)."""
     if extra_flops is None:
         extra_flops = elementwise_flops(op, input_elems, output_elems, kernel_elems)
@@ -190,5 +190,5 @@ def make_layer(name: str, op: str, inputs, *, macs: int = 0, extra_flops: int | 
         macs=int(macs), flops=int(2 * macs + extra_flops), params=int(params), weight_elems=int(weight_elems),
         input_elems=int(input_elems), output_elems=int(output_elems),
         output_shape=tuple(int(d) for d in output_shape), gemm=None if gemm is None else tuple(int(g) for g in gemm),
-        dtype=dtype,
+        dtype=dtype, window=tuple(int(w) for w in window),
     )

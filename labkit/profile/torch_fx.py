@@ -139,6 +139,30 @@ def _module_work(mod: nn.Module, in_shapes: list[tuple], out_shape: tuple, out_e
     return type(mod).__name__.lower(), 0, None, None, False, 1, not has_weights
 
 
+def _window(kernel, stride, dilation) -> tuple[int, ...]:
+    """Layer.window of a 1-D or 2-D convolution: (kernel h, kernel w, largest stride, largest dilation)."""
+    kernel, stride, dilation = (tuple(v) if isinstance(v, (tuple, list)) else (v,) for v in (kernel, stride, dilation))
+    if len(kernel) not in (1, 2):
+        return ()
+    return tuple(int(k) for k in (1,) * (2 - len(kernel)) + kernel) + (int(max(stride)), int(max(dilation)))
+
+
+def _conv_window(mod: nn.Module) -> tuple[int, ...]:
+    """Layer.window of a conv module (not transposed), () for any other module."""
+    if not isinstance(mod, nn.modules.conv._ConvNd) or mod.transposed:
+        return ()
+    return _window(mod.kernel_size, mod.stride, mod.dilation)
+
+
+def _func_window(op: str, node: torch.fx.Node, shape_of) -> tuple[int, ...]:
+    """Layer.window of F.conv1d/conv2d(input, weight, bias, stride, padding, dilation, groups), () otherwise."""
+    if op not in ("conv1d", "conv2d"):
+        return ()
+    args, kw = list(node.args) + [None] * 6, node.kwargs
+    weight, stride, dilation = args[1] or kw["weight"], args[3] or kw.get("stride", 1), args[5] or kw.get("dilation", 1)
+    return _window(shape_of(weight)[2:], stride, dilation)
+
+
 def _module_weights(mod: nn.Module, op: str, out_elems: int) -> int:
     """Weight elements a module call reads: parameters + floating buffers (BN running stats)."""
     n = sum(p.numel() for p in mod.parameters()) + sum(b.numel() for b in mod.buffers() if b.is_floating_point())
@@ -249,6 +273,7 @@ def _fx_layers(model: nn.Module, args: tuple, dtype: str):
                          if isinstance(a, torch.fx.Node) and metas(a)]
             op, macs, gemm, extra, dw, kern, known = _module_work(mod, in_shapes, out_shape, o_elems, i_elems)
             w_elems = _module_weights(mod, op, o_elems)
+            window = _conv_window(mod)
             fresh = [p for n, p in mod.named_parameters(prefix=node.target) if n not in counted]
             counted.update(n for n, _ in mod.named_parameters(prefix=node.target))
             params = sum(p.numel() for p in fresh)
@@ -256,6 +281,7 @@ def _fx_layers(model: nn.Module, args: tuple, dtype: str):
             name = node.name
             op = _func_op(node)
             macs, gemm, extra, dw, kern = _func_work(op, node, shape_of, out_shape)
+            window = _func_window(op, node, shape_of)
             known = opcount.is_known(op)
             for a in ins:
                 if a in weight_elems:
@@ -268,7 +294,7 @@ def _fx_layers(model: nn.Module, args: tuple, dtype: str):
         layers.append(opcount.make_layer(
             name, op, routed, macs=macs, extra_flops=extra, params=params, weight_elems=w_elems,
             input_elems=i_elems, output_elems=o_elems, output_shape=out_shape, gemm=gemm, depthwise=dw,
-            kernel_elems=kern, dtype=dtype))
+            kernel_elems=kern, dtype=dtype, window=window))
         route[node] = (name,)
     return layers, out_elems, unknown
 
@@ -318,7 +344,8 @@ def _hook_layers(model: nn.Module, args: tuple, dtype: str, root_leaf: bool = Fa
         layers.append(opcount.make_layer(
             name, op, prev, macs=macs, extra_flops=extra, params=params,
             weight_elems=_module_weights(mod, op, o_elems), input_elems=i_elems, output_elems=o_elems,
-            output_shape=out_shape, gemm=gemm, depthwise=dw, kernel_elems=kern, dtype=dtype))
+            output_shape=out_shape, gemm=gemm, depthwise=dw, kernel_elems=kern, dtype=dtype,
+            window=_conv_window(mod)))
         prev = (name,)
     out_elems = sum(t.numel() for t in _flatten(out) if isinstance(t, torch.Tensor))
     return layers, out_elems, unknown

@@ -1,0 +1,210 @@
+"""What a calibrated device's fits price, and how (lab 00): ``OpFit`` (one op class's fitted cost), the fit that
+prices a layer (``fit_for``, under the op name ``fit_op`` gives it), the memory tier its working set streams
+from, faulting in fresh outputs, the fixed cost of a model call, and the cold-cache cost a layer pays among
+other layers (``switch_s`` times its ``switches`` share). ``lk.estimate`` and the calibration's fit both price
+through these, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OpFit:
+    """A fitted cost for one op class on a calibrated device (Hockney's r∞ / n½ idea):
+    ``t = startup_s + max(flops / flops_per_s, bytes / bytes_per_s)``, or with ``overlap=False`` (compute
+    and data movement one after the other, as small CPU kernels run: labkit.calibration.calibrate's fits)
+    ``t = startup_s + flops / flops_per_s + bytes / bytes_per_s``; plus ``kernel_call_s`` per small kernel a
+    depthwise convolution runs as (``Layer.kernel_calls``: channels x images), ``weight_s`` per weight a GEMM
+    packs on each call (``Layer.packed_weights``), ``small_gemm_weight_s`` more per weight of a GEMM with
+    few rows (``Layer.small_gemm_weights``), and ``small_image_gemm_weight_s`` per weight and image of a conv
+    on maps of few pixels (``Layer.small_image_gemm_weights``)."""
+
+    startup_s: float
+    flops_per_s: float
+    bytes_per_s: float
+    overlap: bool = True
+    kernel_call_s: float = 0.0
+    weight_s: float = 0.0
+    small_gemm_weight_s: float = 0.0
+    small_image_gemm_weight_s: float = 0.0
+
+    def time_s(self, flops: float, nbytes: float, cap_bytes_per_s: float = math.inf, calls: int = 0,
+               weights: int = 0, small_weights: int = 0, image_weights: int = 0) -> float:
+        """Seconds for one layer of `flops` and `nbytes` under this fit: the one owner of the calibrated formula
+        (``lk.estimate``'s layer_time and the calibration's fit both use it). `cap_bytes_per_s` is what the
+        memory tier holding the layer's working set delivers (``tier_bytes_per_s``): the fit's rate, measured
+        on cache-sized data, cannot beat it. `calls`, `weights`, `small_weights` and `image_weights` are the
+        layer's ``unit_counts`` (kernel calls, packed weights, weights of a GEMM with few rows, and of a conv on
+        small maps once per image).
+
+        >>> OpFit(1e-5, 1e10, 1e9).time_s(1e6, 1e4)                  # 10 µs + max(100 µs, 10 µs)
+        0.00011
+        >>> round(OpFit(1e-5, 1e10, 1e9, overlap=False).time_s(1e6, 1e4), 9)   # 10 + 100 + 10 µs
+        0.00012
+        >>> round(OpFit(0, 1e10, 1e9, overlap=False).time_s(0, 1e4, cap_bytes_per_s=5e8), 9)   # 1e4 B at 0.5 GB/s
+        2e-05
+        >>> round(OpFit(0, 1e10, 1e9, weight_s=3e-10).time_s(0, 0, weights=10**6) * 1e6, 3)   # 1M weights packed
+        300.0
+        """
+        compute_s, memory_s = self.terms(flops, nbytes, cap_bytes_per_s)
+        work_s = max(compute_s, memory_s) if self.overlap else compute_s + memory_s
+        return (self.startup_s + calls * self.kernel_call_s + weights * self.weight_s
+                + small_weights * self.small_gemm_weight_s + image_weights * self.small_image_gemm_weight_s
+                + work_s)
+
+    def terms(self, flops: float, nbytes: float, cap_bytes_per_s: float = math.inf) -> tuple[float, float]:
+        """``(compute_s, memory_s)`` of one layer under this fit: what ``time_s`` adds (or overlaps), and what
+        decides whether lk.estimate calls the layer compute- or memory-bound.
+
+        >>> OpFit(0, 1e10, 1e9).terms(1e6, 1e4, cap_bytes_per_s=5e8)
+        (0.0001, 2e-05)
+        """
+        compute_s = flops / self.flops_per_s if flops else 0.0
+        memory_s = nbytes / min(self.bytes_per_s, cap_bytes_per_s) if nbytes else 0.0
+        return compute_s, memory_s
+
+
+def tier_bytes_per_s(tiers, nbytes: float) -> float:
+    """Bandwidth (bytes/s) of the memory tier a working set of `nbytes` streams from, on a calibrated device:
+    `tiers` is ``((working_set_bytes, bytes_per_s), ...)``, a copy measured beyond the caches' plateau (lab 00).
+    Below the first size the data sits in cache and nothing caps the fit (``inf``); between sizes the rate is
+    interpolated on log size; beyond the last, the last (DRAM).
+
+    >>> tiers = ((8e6, 100e9), (64e6, 40e9), (256e6, 30e9))
+    >>> tier_bytes_per_s(tiers, 1e6), tier_bytes_per_s(tiers, 1e9) / 1e9
+    (inf, 30.0)
+    >>> round(tier_bytes_per_s(tiers, 128e6) / 1e9, 1)              # halfway on log size
+    35.0
+    """
+    if not tiers or nbytes < tiers[0][0]:
+        return math.inf
+    sizes = [math.log(s) for s, _ in tiers]
+    rates = [r for _, r in tiers]
+    x = math.log(nbytes)
+    for i in range(1, len(sizes)):
+        if x <= sizes[i]:
+            w = (x - sizes[i - 1]) / (sizes[i] - sizes[i - 1])
+            return rates[i - 1] + w * (rates[i] - rates[i - 1])
+    return rates[-1]
+
+
+def fresh_output_s(fresh: tuple[float, float] | None, out_bytes: float) -> float:
+    """Seconds a layer spends faulting in a freshly allocated output of `out_bytes`: ``fresh`` is
+    ``(threshold_bytes, seconds_per_byte)`` as measured by the calibration (lab 00). torch on glibc maps outputs
+    above glibc's mmap threshold (32 MiB at most) anew on every call and touches every page; ONNX Runtime
+    reuses its arena (``fresh`` is None).
+
+    >>> round(fresh_output_s((32 * 2**20, 3e-10), 64 * 2**20) * 1e3, 2)   # ms: 64 MiB at ~3.3 GB/s of faults
+    20.13
+    >>> fresh_output_s((32 * 2**20, 3e-10), 2**20), fresh_output_s(None, 2**30)
+    (0.0, 0.0)
+    """
+    if not fresh or out_bytes < fresh[0]:
+        return 0.0
+    return out_bytes * fresh[1]
+
+
+def fit_for(fits: Mapping[str, OpFit] | None, op_class: str, op: str) -> OpFit | None:
+    """The fit that prices a layer: its op's own (``"pool/maxpool"``) if the calibration made one, else its op
+    class's (``"pool"``), else None (the roofline prices it).
+
+    >>> fit_for({"pool": OpFit(1e-6, 1e9, 1e9)}, "pool", "maxpool").startup_s
+    1e-06
+    >>> fit_for({}, "pool", "maxpool") is None
+    True
+    """
+    if not fits:
+        return None
+    return fits.get(f"{op_class}/{op}") or fits.get(op_class)
+
+
+def call_s(fits: Mapping[str, OpFit] | None) -> float:
+    """The fixed cost of one model call (framework entry, ORT's ``session.run``): the start-up of the fit keyed
+    ``"call"`` on a calibrated device, 0.0 elsewhere. Added once per model call (lk.estimate), once per side
+    used (lk.partition).
+
+    >>> call_s({"call": OpFit(2e-5, 1.0, 1.0)}), call_s({})
+    (2e-05, 0.0)
+    """
+    call = fits.get("call") if fits else None
+    return call.startup_s if call is not None else 0.0
+
+
+COLD_BYTES = 2**20   # the cold-cache cost's scale in bytes (``switches``): about one core's L2 (1 MiB on the Zen 4
+                     # of lab 00's machine; 0.5 MiB on Zen 2/3, 2 MiB on Sapphire Rapids). Measured there (torch, 1
+                     # and 2 threads): a batchnorm or relu run after a copy of 1, 4 and 16 MiB cost 6-12, 10-29 and
+                     # 40-157 µs more than alone; a layer inside ResNet-18 at 64 px, batch 1, 2.5-3x its time alone
+
+
+def switch_s(fits: Mapping[str, OpFit] | None) -> float:
+    """The most a layer costs more in a forward pass of mixed ops than on its own (its code and dispatch path
+    start cold; ``switches`` says how cold): the start-up of the fit keyed ``"switch"`` on a calibrated
+    device, 0.0 elsewhere (lab 00).
+
+    >>> switch_s({"switch": OpFit(4e-6, 1.0, 1.0)}), switch_s({})
+    (4e-06, 0.0)
+    """
+    switch = fits.get("switch") if fits else None
+    return switch.startup_s if switch is not None else 0.0
+
+
+def switches(ops, nbytes) -> list[float]:
+    """For each layer of a model call, in order, the share of ``switch_s`` it pays: ``1 - exp(-B / COLD_BYTES)``,
+    B the bytes that the other layers run since this op last ran have moved (calls repeat: the first layer follows
+    the last). `ops` are the layers' ``fit_op`` names and `nbytes` their bytes. One op repeated stays hot (B = 0);
+    a layer after layers that streamed more than a core's L2 finds its code, its dispatch path and its weights
+    evicted, and fetches them again from the last-level cache or DRAM. Small networks stay nearly hot, large
+    ones pay nearly the whole ``switch_s`` at every layer.
+
+    >>> [round(w, 2) for w in switches(["linear", "relu", "linear", "relu"], [2**19, 2**20, 2**19, 2**20])]
+    [0.63, 0.39, 0.63, 0.39]
+    >>> switches(["relu"], [2**30]), [round(w, 2) for w in switches(["a", "b", "a"], [2**20, 0, 2**20])]
+    ([0.0], [0.0, 0.86, 0.0])
+    """
+    ops, nbytes = list(ops), [float(b) for b in nbytes]
+    if len(ops) != len(nbytes):
+        raise ValueError(f"switches needs one byte count per op: got {len(ops)} ops and {len(nbytes)} byte counts.")
+    n = len(ops)
+    # over the call run twice, prefix[i] = bytes of the layers before position i; each layer of the second run
+    # looks back to its op's last position (in this run or the one before)
+    prefix = [0.0]
+    for b in nbytes + nbytes:
+        prefix.append(prefix[-1] + b)
+    last = {op: pos for pos, op in enumerate(ops)}
+    out = []
+    for pos, op in enumerate(ops, start=n):
+        between = prefix[pos] - prefix[last[op] + 1]
+        out.append(1.0 - math.exp(-between / COLD_BYTES))
+        last[op] = pos
+    return out
+
+
+def fit_op(layer, torch_threads: int = 0) -> str:
+    """The op name a calibrated fit prices `layer` under: its ``op``, or ``op + ":im2col"`` for a convolution
+    that torch eager (on a device calibrated with ``torch_threads`` threads; 0: not torch) runs as ATen's
+    im2col + GEMM ("slow_conv2d") instead of oneDNN. The two kernels differ by up to 4x on one shape (lab 00's
+    machine: a 1x1 conv 96->16 on 16x16 at batch 1 took 65 µs in oneDNN on two threads, 16 µs as a GEMM).
+    torch's rule for fp32 (``ConvParams::use_mkldnn`` in aten/src/ATen/native/Convolution.cpp): oneDNN when
+    (strided, dilated, batch >= 16, a kernel other than 1x1, or more than one thread) and (groups > 1, a kernel
+    larger than 3 both ways, batch > 1, or more than 20480 input elements). ``Layer.window`` holds the kernel.
+
+    >>> from dataclasses import replace
+    >>> from labkit.profile.core import Layer
+    >>> conv = Layer("c", "conv2d", "conv", ("input",), 0, 0, 0, 0, 64 * 16 * 16, 0, (1, 64, 16, 16),
+    ...              (1, 256, 576, 64), window=(3, 3, 1, 1))
+    >>> fit_op(conv, 2), fit_op(conv), fit_op(replace(conv, output_shape=(2, 64, 16, 16)), 2)
+    ('conv2d:im2col', 'conv2d', 'conv2d')
+    """
+    window = getattr(layer, "window", ())
+    if not torch_threads or not window or not layer.output_shape:
+        return layer.op
+    kh, kw, stride, dilation = window
+    batch = layer.output_shape[0]
+    groups = layer.gemm[0] if layer.gemm else 1
+    first = stride > 1 or dilation > 1 or batch >= 16 or kh != 1 or kw != 1 or torch_threads > 1
+    second = groups > 1 or (kh > 3 and kw > 3) or batch > 1 or layer.input_elems > 20480
+    return layer.op if first and second else layer.op + ":im2col"
