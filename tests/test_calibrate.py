@@ -67,6 +67,7 @@ def test_force_measures_again(cache, monkeypatch):
     monkeypatch.setattr(microbench, "benches", lambda quick=False, batches=(1, 32): [
         microbench.Bench("elementwise", "relu b1", 1, ("relu", (64,)))])
     monkeypatch.setattr(benchrun, "QUICK_NET_SEEDS", ())             # single ops only
+    monkeypatch.setattr(benchrun, "QUICK_WIDE_NET_SEEDS", ())
     n = {"k": 0}
     real = benchrun._time
 
@@ -97,7 +98,7 @@ def test_fit_predicts_its_own_micro_benchmarks(cache):
     _, cal, _ = cache
     errors = [abs(pred - meas) / meas for *_, meas, pred in cal.points]
     n_nets = sum(1 for p in cal.points if p[1] == "net")
-    assert n_nets == 2 * len(benchrun.QUICK_NET_SEEDS)
+    assert n_nets == 2 * len(benchrun.QUICK_NET_SEEDS + benchrun.QUICK_WIDE_NET_SEEDS)
     assert len(errors) == len(microbench.benches(quick=True)) + n_nets
     # the stored predictions are the fitted formula's: an independent recomputation for each one-layer point
     # (torch: every single-op benchmark is one layer), call cost once, compute and memory added, the bytes rate

@@ -90,7 +90,7 @@ def _calibrated(name="fitted", **fits):
 
 def test_estimate_and_the_calibration_price_a_layer_with_the_same_owner():
     fits = {c: OpFit(1e-6 * (i + 1), 1e9 * (i + 1), 2e9, overlap=bool(i % 2)) for i, c in enumerate(OP_CLASSES)}
-    fits["call"], fits["switch"] = OpFit(4e-5, 1.0, 1.0), OpFit(3e-6, 1.0, 1.0)
+    fits["call"], fits["switch"] = OpFit(4e-5, 1.0, 1.0), OpFit(3e-6, 1.0, 5e9)   # cold: 3 µs + weights at 5 GB/s
     dev = _calibrated(**fits)
     prof = lk.profile(lk.zoo.build("cnn"), lk.zoo.example("cnn", batch=2))
     for batch in (2, 8):
@@ -99,10 +99,11 @@ def test_estimate_and_the_calibration_price_a_layer_with_the_same_owner():
         cold = switches([lay.op for lay in at.layers], [lay.bytes for lay in at.layers])
         assert 0 < sum(cold) < len(cold)
         for lay, le, w in zip(at.layers, est.layers, cold):       # by hand, from the owners
-            want = fits[lay.op_class].time_s(lay.flops, lay.bytes) + 3e-6 * w
+            want = fits[lay.op_class].time_s(lay.flops, lay.bytes) + (3e-6 + lay.weight_bytes / 5e9) * w
             assert le.latency_s == pytest.approx(want, rel=1e-12)
         assert est.latency_s == pytest.approx(sum(le.latency_s for le in est.layers) + 4e-5, rel=1e-12)
-        work = [(lay.op_class, lay.op, lay.flops, lay.bytes) for lay in at.layers]
+        assert any(w and lay.weight_bytes for lay, w in zip(at.layers, cold))  # the bytes term is exercised
+        work = [(lay.op_class, lay.op, lay.flops, lay.bytes, *lay.unit_counts, lay.weight_bytes) for lay in at.layers]
         assert costfit.predict(work, fits, call=True) == pytest.approx(est.latency_s, rel=1e-12)
 
 

@@ -30,6 +30,8 @@ from labkit.targets import fresh_output_s
 
 NET_SEEDS = tuple(range(100, 124))       # random synthetic networks timed by a full calibration
 QUICK_NET_SEEDS = tuple(range(100, 106))
+WIDE_NET_SEEDS = (200, 202, 204, 209)     # and "wide" ones (weights beyond the caches: synthnet's kind "wide")
+QUICK_WIDE_NET_SEEDS = (200, 209)
 BUDGET_S = {False: 0.045, True: 0.03}    # seconds of samples per benchmark (over all rounds), by quick
 TIER_SIZES = tuple(2**k for k in (20, 22, 24, 25, 26, 27, 28))   # working sets of the tier copies, 1-256 MiB
 FRESH_SIZES = tuple(m * 2**20 for m in (16, 24, 40, 64))   # outputs of the fresh-vs-in-place op, around glibc's
@@ -179,10 +181,14 @@ def _models(quick: bool, net_seeds=None):
             module, args = microbench.torch_case(microbench.Bench(bench.op_class, bench.name, b, bench.spec))
             return microbench.as_model(module), args
         out.append((name, bench.op_class, build))
-    seeds = net_seeds if net_seeds is not None else (QUICK_NET_SEEDS if quick else NET_SEEDS)
-    for seed in seeds:
-        def build(b, seed=seed):
-            net, x = synthnet.random_net(seed, batch=b)
+    if net_seeds is not None:
+        seeds = [(s, None) for s in net_seeds]
+    else:
+        seeds = [(s, None) for s in (QUICK_NET_SEEDS if quick else NET_SEEDS)]
+        seeds += [(s, "wide") for s in (QUICK_WIDE_NET_SEEDS if quick else WIDE_NET_SEEDS)]
+    for seed, kind in seeds:
+        def build(b, seed=seed, kind=kind):
+            net, x = synthnet.random_net(seed, batch=b, kind=kind)
             return net, (x,)
         out.append((f"net{seed}", "net", build))
     return out

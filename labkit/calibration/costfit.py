@@ -2,7 +2,8 @@
 
 The model is labkit.estimate's, for a model call of layers l = 1..L:
 
-    t_call = call_s + switch_s * switches + sum_l  startup(l) + flops_l / flops_per_s(l) + bytes_l / min(bytes_per_s(l), tier(bytes_l))
+    t_call = call_s + sum_l  share_l * (switch_s + weight_bytes_l * cold_s_per_byte)
+                    + sum_l  startup(l) + flops_l / flops_per_s(l) + bytes_l / min(bytes_per_s(l), tier(bytes_l))
                              + kernel_calls_l * kernel_call_s(l) + packed_weights_l * weight_s(l)
                              + small_gemm_weights_l * small_gemm_weight_s(l)
                              + small_image_gemm_weights_l * small_image_gemm_weight_s(l)
@@ -10,12 +11,13 @@ The model is labkit.estimate's, for a model call of layers l = 1..L:
 where (startup, flops_per_s, bytes_per_s) is the fit of the layer's op ("pool/maxpool") if there is one,
 else of its op class ("pool") — Hockney's r∞ / n½ idea, one per kernel family — and ``call_s`` (the fit
 keyed "call") is the fixed cost of calling a model once (the top module's ``__call__``, ORT's
-``session.run`` with its numpy conversions); ``switch_s`` (keyed "switch") is the most a layer costs more in a
-forward pass of mixed ops than alone, its code, dispatch path and data evicted by the layers in between, and
-``switches`` is the sum of each layer's share of it (``labkit.targets.switches``, by the bytes moved since its op
-last ran: 0 for one op repeated, as in a single-op benchmark). The single ops pin the classes, the synthetic
-networks the switch. A layer's op is ``labkit.targets.fit_op``'s name for it: a torch conv run as im2col + GEMM
-(``"conv2d:im2col"``) gets its own fit, apart from one run by oneDNN. Compute and memory *add* (OpFit.overlap = False): on this
+``session.run`` with its numpy conversions); ``switch_s`` and ``cold_s_per_byte`` (the fit keyed "switch", its
+start-up and its bytes rate: ``labkit.targets.cold_s``) are the most a layer costs more in a forward pass of mixed
+ops than alone, its code and dispatch path cold and its weights evicted by the layers in between, and
+``share_l`` how cold (``labkit.targets.switches``, by the bytes moved since its op last ran: 0 for one op
+repeated, as in a single-op benchmark). The single ops pin the classes, the synthetic networks the switch, and
+the wide ones among them (weights beyond the caches) its bytes rate. A layer's op is ``labkit.targets.fit_op``'s
+name for it: a torch conv run as im2col + GEMM (``"conv2d:im2col"``) gets its own fit, apart from one run by oneDNN. Compute and memory *add* (OpFit.overlap = False): on this
 kind of CPU, small kernels do not overlap them (torch's convs, for one, reorder their input and output
 to a blocked layout before and after the arithmetic); on held-out random networks the sum predicted
 better than max(compute, memory) did, for both runtimes.
@@ -47,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from labkit.targets import OpFit, call_s, fit_for, switch_s, switches, tier_bytes_per_s
+from labkit.targets import OpFit, call_s, cold_s, fit_for, switches, tier_bytes_per_s
 
 PRIOR_WEIGHT = 0.3      # pull of an op's fit towards its class's, per log unit (e^1 = 2.7x)
 LOSS_SCALE = 0.1        # soft-L1 switches from squared to linear beyond ~10% error
@@ -67,9 +69,19 @@ def predict(work, fits: Mapping[str, OpFit], call: bool = False, tiers=()) -> fl
     >>> round(predict([("conv", "conv2d", 10**6, 10**4)], fits, call=True) * 1e6, 3)   # 20 + 10 + 100 µs
     130.0
     """
-    total = sum(fit_for(fits, c, op).time_s(f, b, tier_bytes_per_s(tiers, b), *k) for c, op, f, b, *k in work)
-    total += switch_s(fits) * sum(switches([w[1] for w in work], [w[3] for w in work]))
+    total = sum(fit_for(fits, c, op).time_s(f, b, tier_bytes_per_s(tiers, b), *k[:UNITS]) for c, op, f, b, *k in work)
+    total += sum(share * cold_s(fits, _weight_bytes(w)) for w, share in zip(work, _shares(work)))
     return total + (call_s(fits) if call else 0.0)
+
+
+def _shares(work) -> list[float]:
+    """Each layer's share of the cold cost (``labkit.targets.switches`` of its ops and bytes)."""
+    return switches([w[1] for w in work], [w[3] for w in work])
+
+
+def _weight_bytes(w) -> float:
+    """A work tuple's weight bytes (after its unit counts; 0 when left out)."""
+    return float(w[4 + UNITS]) if len(w) > 4 + UNITS else 0.0
 
 
 def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, with_call: bool = True,
@@ -101,9 +113,13 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
     cls_ix = {c: i for i, c in enumerate(classes)}
     op_ix = {k: i for i, k in enumerate(ops)}
     lay_point, lay_cls, lay_op, lay_f, lay_b, lay_k = [], [], [], [], [], []
-    n_switch = np.array([sum(switches([w[1] for w in work], [w[3] for w in work])) for _, work, _ in points])
+    shares = [_shares(work) for _, work, _ in points]
+    n_switch = np.array([sum(s) for s in shares])                   # per point: sum of the layers' shares
+    n_cold_bytes = np.array([sum(s * _weight_bytes(w) for s, w in zip(sh, work))   # and of their weight bytes
+                             for sh, (_, work, _) in zip(shares, points)])
     for p, (_, work, _) in enumerate(points):
         for c, op, f, b, *k in work:
+            k = k[:UNITS]
             lay_point.append(p)
             lay_cls.append(cls_ix[c])
             lay_op.append(op_ix.get((c, op), -1))
@@ -119,10 +135,10 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
     n_c, n_o = len(classes), len(ops)
     has_op = lay_op >= 0
 
-    # parameters: [log call_s, log switch_s] + P per class (log startup, log flops/s, log bytes/s, log of each
-    # per-unit cost) + 3 deltas per op (its class's per-unit costs are the op's)
+    # parameters: [log call_s, log switch_s, log cold s per weight byte] + P per class (log startup, log flops/s,
+    # log bytes/s, log of each per-unit cost) + 3 deltas per op (its class's per-unit costs are the op's)
     P = 3 + UNITS
-    G = 2                                                            # the global ones: call and switch
+    G = 3                                                            # the global ones: call, switch, cold bytes
 
     def unpack(x):
         call = x[0] if with_call else -np.inf
@@ -143,12 +159,12 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         calls_s = lay_k * p[:, 3:]                                   # (layers, UNITS)
         total = np.bincount(lay_point, weights=p[:, 0] + work_s + calls_s.sum(axis=1), minlength=len(t))
         capped = p[:, 2] >= lay_cap                   # the tier, not the fit's rate, sets the memory time
-        switches_s = np.exp(x[1]) * n_switch
-        return (np.exp(call), p[:, 0], compute, memory, total + np.exp(call) + switches_s, delta, calls_s, capped,
-                switches_s)
+        switches_s, cold_bytes_s = np.exp(x[1]) * n_switch, np.exp(x[2]) * n_cold_bytes
+        return (np.exp(call), p[:, 0], compute, memory, total + np.exp(call) + switches_s + cold_bytes_s, delta,
+                calls_s, capped, switches_s, cold_bytes_s)
 
     def residuals(x):
-        _, _, _, _, total, delta, _, _, _ = layer_terms(x)
+        _, _, _, _, total, delta, *_ = layer_terms(x)
         return np.concatenate([point_w * np.log(total / t), PRIOR_WEIGHT * delta.ravel()])
 
     # the Jacobian by hand (a numerical one costs a residual per parameter): d log(total_p) / d x =
@@ -161,7 +177,7 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
                               (lay_point[has_op][:, None] * n_x + op_cols).ravel()])
 
     def jacobian(x):
-        call_s, startup, compute, memory, total, _, calls_s, capped, switches_s = layer_terms(x)
+        call_s, startup, compute, memory, total, _, calls_s, capped, switches_s, cold_bytes_s = layer_terms(x)
         d = np.zeros((len(lay_point), P))                  # d layer_s / d (log s, log F, log B, log unit costs)
         d[:, 0] = startup
         d[:, 3:] = calls_s
@@ -176,18 +192,19 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         jac[:len(t)] = np.bincount(flat_ix, weights=data, minlength=len(t) * n_x).reshape(len(t), n_x)
         if with_call:
             jac[:len(t), 0] = call_s
-        jac[:len(t), 1] = switches_s
+        jac[:len(t), 1], jac[:len(t), 2] = switches_s, cold_bytes_s
         jac[:len(t)] *= (point_w / total)[:, None]
         jac[len(t):, G + P * n_c:] = PRIOR_WEIGHT * np.eye(3 * n_o)
         return jac
 
     lo_cls = np.log([min_startup_s, 1e7, 1e7] + [MIN_UNIT_S] * UNITS)
     hi_cls = np.log([1e-2, max_flops_per_s, 1e13] + [1e-3] * UNITS)
-    lo = np.concatenate([np.log([1e-8, MIN_UNIT_S]), np.tile(lo_cls, n_c), np.full(3 * n_o, -6.0)])
-    hi = np.concatenate([np.log([1e-2, 1e-3]), np.tile(hi_cls, n_c), np.full(3 * n_o, 6.0)])
+    lo = np.concatenate([np.log([1e-8, MIN_UNIT_S, MIN_UNIT_S]), np.tile(lo_cls, n_c), np.full(3 * n_o, -6.0)])
+    hi = np.concatenate([np.log([1e-2, 1e-3, 1e-8]), np.tile(hi_cls, n_c), np.full(3 * n_o, 6.0)])
     best = None
     for startup, rate_frac in ((3.0, 0.3), (10.0, 0.1), (1.5, 1.0)):
-        x0 = np.concatenate([[np.log(max(min(t.min(), 1e-3) * 0.5, 2e-8)), np.log(max(min_startup_s, 1e-7))],
+        x0 = np.concatenate([[np.log(max(min(t.min(), 1e-3) * 0.5, 2e-8)), np.log(max(min_startup_s, 1e-7)),
+                              np.log(1e-11)],
                              np.tile(np.log([max(min_startup_s * startup, 1e-7), max_flops_per_s / 1.5 * rate_frac,
                                              1e10 * rate_frac] + [1e-8, 1e-11, 1e-11, 1e-11]), n_c), np.zeros(3 * n_o)])
         sol = least_squares(residuals, np.clip(x0, lo + 1e-9, hi - 1e-9), bounds=(lo, hi), jac=jacobian,
@@ -207,6 +224,7 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
                                   **unit_costs(cls_ix[c]))
     if with_call:   # its rates are never used: labkit.estimate adds its start-up once per model call
         fits["call"] = OpFit(float(np.exp(call)), max_flops_per_s, 1e13, overlap=overlap)
-    if n_switch.any():   # likewise: labkit.estimate adds its start-up to each layer, in its share (switches)
-        fits["switch"] = OpFit(float(np.exp(best.x[1])), max_flops_per_s, 1e13, overlap=overlap)
+    if n_switch.any():   # labkit.targets.cold_s: its start-up plus the weights at its bytes rate, in each layer's share
+        cold_rate = float(np.exp(-best.x[2])) if n_cold_bytes.any() else 1e13
+        fits["switch"] = OpFit(float(np.exp(best.x[1])), max_flops_per_s, cold_rate, overlap=overlap)
     return fits

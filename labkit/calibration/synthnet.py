@@ -9,7 +9,9 @@ effects in the fit. A network is a random stack of blocks drawn from the usual P
   pooling, residual blocks ``x + f(x)``, nested ``nn.Sequential`` containers; a pooled linear head,
 - token nets, (T,) ids or (T, D) features: embedding, layernorm, linear, gelu/relu MLPs, multi-head
   self-attention (SDPA, or an explicit softmax(q k^T) v), residual adds, a mean or first-token head,
-- vector nets, (D,) input: linear + activation stacks.
+- vector nets, (D,) input: linear + activation stacks,
+- wide nets (asked for by kind="wide"): MLP blocks of wide linears on a few tokens, or wide convs on small
+  maps, whose weights (1-10 MB) do not stay in a core's caches from one layer to the next.
 
 Widths, depths, spatial sizes, kernels and strides are drawn at random, with a cap on the MACs per sample so
 that one network at batch 32 runs in milliseconds. Same seed, same network, same weights.
@@ -26,6 +28,7 @@ import random
 
 WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 384)
 MAX_MACS = 6e6           # per sample: at batch 32 about 0.4 GFLOP, a few ms here
+WIDE_MAX_MACS = 12e6     # per sample, for the "wide" kind (weights beyond the caches): about 0.8 GFLOP at batch 32
 
 
 def _nn():
@@ -236,8 +239,37 @@ def _vector_net(rng):
     return nn.Sequential(*layers), ("float", (d0,))
 
 
-KINDS = {"image": _image_net, "tokens": _token_net, "vector": _vector_net}
-WEIGHTS = {"image": 6, "tokens": 3, "vector": 1}
+def _wide_net(rng):
+    """Weights beyond a core's caches (1-10 MB), as published models have: MLP blocks of wide linears on a few
+    tokens, or wide convs on small maps. Each layer finds its weights evicted by the layers before it, which is
+    what pins the cold-cache cost per weight byte (``labkit.targets.cold_s``); the other kinds' weights stay in
+    cache."""
+    nn, Residual, _, Head, TokenHead, _ = _nn()
+    if rng.random() < 0.5:                      # (T, D) tokens through pre-norm MLP blocks
+        t, d = rng.choice([1, 2, 4, 8]), rng.choice([256, 384, 512, 768])
+        layers, macs = [nn.Linear(d, d)], t * d * d
+        for _ in range(8):
+            hidden = d * rng.choice([1, 2, 4])
+            if macs + 2 * t * d * hidden > WIDE_MAX_MACS:
+                break
+            macs += 2 * t * d * hidden
+            layers.append(Residual(nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden), _act(nn, rng),
+                                                 nn.Linear(hidden, d))))
+        return nn.Sequential(*layers, TokenHead(first=False), nn.Linear(d, 10)), ("float", (t, d))
+    hw, c = rng.choice([2, 2, 4]), rng.choice([64, 128])
+    layers, macs = [nn.Conv2d(3, c, 3, 1, 1), nn.ReLU()], hw * hw * c * 27
+    for _ in range(12):
+        co, k = rng.choice([128, 256, 384, 512]), rng.choice([1, 3, 3])
+        if macs + hw * hw * c * co * k * k > WIDE_MAX_MACS:
+            continue
+        macs += hw * hw * c * co * k * k
+        layers += [nn.Conv2d(c, co, k, 1, k // 2, bias=False), nn.BatchNorm2d(co), _act(nn, rng)]
+        c = co
+    return nn.Sequential(*layers, Head(rng.random() < 0.3), nn.Linear(c, 100)), ("float", (3, hw, hw))
+
+
+KINDS = {"image": _image_net, "tokens": _token_net, "vector": _vector_net, "wide": _wide_net}
+WEIGHTS = {"image": 6, "tokens": 3, "vector": 1, "wide": 0}     # "wide" only when asked for
 
 
 def random_net(seed: int, batch: int = 1, kind: str | None = None):

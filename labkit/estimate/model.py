@@ -16,8 +16,9 @@ The model (DESIGN.md §3), per layer, at the requested batch and dtype:
   mapped fresh on every call pays for the page faults (``device.fresh_output``; torch on glibc, not ORT).
   A fit keyed ``"<op_class>/<op>"`` (e.g. ``"pool/maxpool"``) takes precedence over its class's; a fit keyed
   ``"call"`` is the fixed cost of one model call (framework entry, ORT's ``session.run``), added once, and one
-  keyed ``"switch"`` is added to each layer in the share ``labkit.targets.switches`` gives it (0 for one op
-  repeated, near 1 after other layers moved more than a core's L2: its code and data gone cold). A torch conv
+  keyed ``"switch"`` prices a layer whose caches went cold (``labkit.targets.cold_s``: its start-up, and the
+  layer's weights fetched again at its bytes rate), added to each layer in the share ``labkit.targets.switches``
+  gives it (0 for one op repeated, near 1 after other layers moved more than a core's L2). A torch conv
   is priced under the kernel torch runs it with (``labkit.targets.fit_op``: oneDNN, or im2col + GEMM).
   A fit holds for the dtype it was measured at; at another dtype only its bytes term changes.
 * energy: ``idle_w * t + (peak_w - idle_w) * u * t``, u = the layer's use of its bound resource, in [0, 1].
@@ -36,10 +37,10 @@ from labkit.dtypes import DTYPE_BYTES, normalize_dtype
 from labkit.systolic import model as systolic
 from labkit.targets.fitted import (
     call_s,
+    cold_s,
     fit_for,
     fit_op,
     fresh_output_s,
-    switch_s,
     switches,
     tier_bytes_per_s,
 )
@@ -280,14 +281,15 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
     max_act_bytes = 0
     total_s = compute_s = energy_j = 0.0
     at_batch = profile.at_batch(batch).layers
-    switch = switch_s(device.fits)   # calibrated devices: a layer whose code and data went cold since it last ran
     ops = [_fit_op(layer, device, dtype) for layer in at_batch]
     nbytes_of = [_bytes(layer, bpe) for layer in at_batch]
-    colds = switches(ops, nbytes_of) if switch else [0.0] * len(at_batch)
+    # calibrated devices: a layer whose code and weights went cold since its op last ran pays a share of cold_s
+    colds = switches(ops, nbytes_of) if device.fits and "switch" in device.fits else [0.0] * len(at_batch)
     for layer, op, nbytes, cold in zip(at_batch, ops, nbytes_of, colds):
         util = _array_util(layer, device)
         t, bound = _layer_time(layer, device, dtype, nbytes, util, op)
-        t += switch * cold
+        if cold:
+            t += cold * cold_s(device.fits, int(layer.weight_elems * bpe))
         weight_bytes += int(layer.weight_elems * bpe)
         max_act_bytes = max(max_act_bytes, int(layer.input_elems * bpe) + int(layer.output_elems * bpe))
         # use of the bound resource, 0..1: attained FLOP/s over peak, or attained bytes/s over bandwidth

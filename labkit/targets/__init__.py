@@ -7,6 +7,7 @@ from labkit.targets.devices import KINDS, LOCAL_NAMES, SIDE, Device, device, dev
 from labkit.targets.fitted import (
            OpFit,
            call_s,
+    cold_s,
            fit_for,
            fit_op,
            fresh_output_s,
@@ -16,6 +17,6 @@ from labkit.targets.fitted import (
 )
 from labkit.targets.links import Link, link, links
 
-__all__ = ["KINDS", "LOCAL_NAMES", "SIDE", "Device", "Link", "OpFit", "call_s", "catalog_key", "datasets_dir",
+__all__ = ["KINDS", "LOCAL_NAMES", "SIDE", "Device", "Link", "OpFit", "call_s", "cold_s", "catalog_key", "datasets_dir",
            "dataset_path", "device", "devices", "fit_for", "fit_op", "fresh_output_s", "kinds_on", "link", "links",
            "switch_s", "switches", "tier_bytes_per_s"]

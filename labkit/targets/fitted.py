@@ -152,8 +152,22 @@ def switch_s(fits: Mapping[str, OpFit] | None) -> float:
     return switch.startup_s if switch is not None else 0.0
 
 
+def cold_s(fits: Mapping[str, OpFit] | None, weight_bytes: float) -> float:
+    """What a layer pays at most when its caches went cold (``switches`` gives its share): the "switch" fit's
+    start-up (code and dispatch path) plus its `weight_bytes` fetched again at the fit's bytes rate (weights that
+    other layers evicted from the core's caches); 0.0 on a device without the fit (lab 00).
+
+    >>> round(cold_s({"switch": OpFit(5e-6, 1.0, 5e9)}, 2**20) * 1e6, 1)     # 5 µs + 1 MiB at 5 GB/s
+    214.7
+    >>> cold_s({}, 2**20)
+    0.0
+    """
+    switch = fits.get("switch") if fits else None
+    return 0.0 if switch is None else switch.startup_s + weight_bytes / switch.bytes_per_s
+
+
 def switches(ops, nbytes) -> list[float]:
-    """For each layer of a model call, in order, the share of ``switch_s`` it pays: ``1 - exp(-B / COLD_BYTES)``,
+    """For each layer of a model call, in order, the share of ``cold_s`` it pays: ``1 - exp(-B / COLD_BYTES)``,
     B the bytes that the other layers run since this op last ran have moved (calls repeat: the first layer follows
     the last). `ops` are the layers' ``fit_op`` names and `nbytes` their bytes. One op repeated stays hot (B = 0);
     a layer after layers that streamed more than a core's L2 finds its code, its dispatch path and its weights
