@@ -147,18 +147,20 @@ def test_fit_recovers_known_parameters(monkeypatch):
     monkeypatch.setattr(costfit, "PRIOR_WEIGHT", 1e-6)
     truth = {"conv": OpFit(5e-6, 2e10, 1e10, overlap=False), "norm": OpFit(2e-6, 5e9, 3e10, overlap=False),
              "norm/layernorm": OpFit(4e-6, 2e9, 3e10, overlap=False), "call": OpFit(3e-6, 1, 1, overlap=False),
-             "switch": OpFit(1.5e-6, 1, 1, overlap=False)}
+             "switch": OpFit(1.5e-6, 1, 6e9, overlap=False)}       # cold: 1.5 µs + the weights at 6 GB/s
     sizes = [(1e3, 1e5), (1e6, 1e4), (1e7, 1e5), (1e8, 1e6), (1e4, 1e7), (1e5, 1e3), (3e7, 3e6), (1e2, 1e2)]
     points = []
     for i, (flops, nbytes) in enumerate(sizes):
         for k in range(1, 4):   # k convs then k norms (batchnorm and layernorm): several layers per call
-            work = [("conv", "conv2d", int(flops * k), int(nbytes))] * k
+            weights = int(2e5 * ((7 * i + k) % 5))              # weight bytes, fetched again when cold
+            work = [("conv", "conv2d", int(flops * k), int(nbytes), 0, 0, 0, 0, weights)] * k
             work += [("norm", "batchnorm", int(nbytes / 3), int(nbytes * k))] * (i % 3)
             work += [("norm", "layernorm", int(nbytes / 2), int(nbytes / k))] * (k % 2 + 1)
             points.append((f"p{i}.{k}", work, costfit.predict(work, truth, call=True)))
     got = costfit.fit(points)
-    for key in ("call", "switch"):   # the cold-code cost of mixed ops, beside the fixed cost of a call
+    for key in ("call", "switch"):   # the cold-cache cost of mixed ops, beside the fixed cost of a call
         assert got[key].startup_s == pytest.approx(truth[key].startup_s, rel=1e-3), key
+    assert got["switch"].bytes_per_s == pytest.approx(6e9, rel=1e-3)     # and its rate for the weights
     for cls, op in [("conv", "conv2d"), ("norm", "batchnorm"), ("norm", "layernorm")]:
         have, want = costfit.fit_for(got, cls, op), costfit.fit_for(truth, cls, op)   # what each op costs
         for field in ("startup_s", "flops_per_s", "bytes_per_s"):
@@ -293,6 +295,11 @@ def test_random_nets_are_seeded_small_and_profilable():
         kinds.add(x.dtype)
         assert len(prof.layers) >= 3 and prof.macs <= 1.5 * synthnet.MAX_MACS, seed
     assert kinds == {torch.float32, torch.int64}                              # image/vector and token nets
+    for seed in benchrun.WIDE_NET_SEEDS:      # weights beyond a core's L2 (what pins the cold bytes rate)
+        net, x = synthnet.random_net(seed, batch=1, kind="wide")
+        prof = lk.profile(net, x)
+        assert prof.weight_bytes > 2**21 and prof.macs <= synthnet.WIDE_MAX_MACS, seed
+    assert {synthnet.random_net(s, kind="wide")[1].dim() for s in benchrun.WIDE_NET_SEEDS} == {3, 4}  # MLPs, convs
     with pytest.raises(ValueError, match="image"):
         synthnet.random_net(0, kind="imag")
 
