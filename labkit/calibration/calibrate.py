@@ -279,13 +279,22 @@ def device_from(cal: Calibration) -> Device:
 
 # ---- CLI ------------------------------------------------------------------------------------------------
 
+def _cold(cal: Calibration) -> str:
+    """The "switch" fit as labkit.targets.cold_s prices it: a start-up, and the weights at a rate (when it has one)."""
+    switch = cal.fits.get("switch")
+    if switch is None:
+        return "0 µs"
+    rate = f" + weights at {switch.bytes_per_s / 1e9:.3g} GB/s" if switch.bytes_per_s < 1e12 else ""
+    return f"{switch_s(cal.fits) * 1e6:.2f} µs{rate}"
+
+
 def _table(cal: Calibration) -> str:
     lines = [f"{cal.runtime}: {cal.threads} threads, {cal.cpu}, took {cal.duration_s:.1f} s"
              + (" (quick)" if cal.quick else ""),
              "  matmul " + ", ".join(f"{d} {v / 1e9:.1f} GFLOP/s" for d, v in cal.matmul_flops_per_s.items()),
              f"  triad {cal.triad_bytes_per_s / 1e9:.2f} GB/s, copy {cal.copy_bytes_per_s / 1e9:.2f} GB/s, "
              f"op overhead {cal.op_overhead_s * 1e6:.2f} µs, call overhead {cal.run_overhead_s * 1e6:.2f} µs, "
-             f"switch {switch_s(cal.fits) * 1e6:.2f} µs (a layer among mixed ops, at most)",
+             f"switch {_cold(cal)} (a layer among mixed ops, at most)",
              "  memory tiers (copy): " + (", ".join(f"{ws / 2**20:g} MiB {r / 1e9:.0f} GB/s" for ws, r in cal.mem_tiers)
                                           or "not measured"),
              "  fresh outputs: " + (f"from {cal.fresh_output[0] / 2**20:.0f} MiB, {1e-9 / cal.fresh_output[1]:.1f} GB/s "
