@@ -200,7 +200,7 @@ def as_model(module):
     return module if hasattr(module, "fn") else nn.Sequential(module)
 
 
-def layer_work(layers, torch_threads: int = 0) -> list[tuple[str, str, int, int, int]]:
+def layer_work(layers, torch_threads: int = 0) -> list[tuple]:
     """(op_class, op, flops, bytes, *unit counts, weight bytes) of each profiled layer: what the cost fit sees
     (``Layer.unit_counts``: kernel calls, packed weights, small-GEMM weights per call and per image; the weight
     bytes are what the layer fetches again when its caches went cold, ``labkit.targets.cold_s``). The op is
