@@ -102,6 +102,7 @@ VALIDATE_BUDGET = {"median |error|": 0.15, "|median signed error|": 0.05, "worst
 
 def bench_validation(tmp: Path, full: bool) -> list[dict]:
     """``labkit validate --held-out`` on the calibration just measured: its tables printed, its error per set."""
+    from labkit.calibration.recheck import Drift
     from labkit.calibration.validate import ValidationReport, ValidationRow
 
     env = kernel_env(tmp / f"calibration-cache-{1 if full else 0}")     # what bench_calibration measured
@@ -110,13 +111,16 @@ def bench_validation(tmp: Path, full: bool) -> list[dict]:
         return [_row("labkit validate --held-out", None, "", note=f"exit {out.returncode}: {out.stderr.strip()[-200:]}")]
     d = json.loads(out.stdout)
     fields = ("model", "runtime", "batch", "predicted_s", "measured_s", "op_class", "held_out")
+    drift = tuple(Drift(rt, v["ratio"], v["n"]) for rt, v in d.get("drift", {}).items())
     report = ValidationReport(tuple(ValidationRow(**{k: r[k] for k in fields}) for r in d["rows"]), d["dtype"], d["threads"],
-                              d["duration_s"], d["other_cpu_share"])
+                              d["duration_s"], d["other_cpu_share"], drift=drift)
     print(report.table())
     for key in ("set", "runtime", "op_class", "size"):
         print(report.by(key).to_string(float_format=lambda v: f"{v:+.1%}" if abs(v) < 10 else f"{v:g}"))
     rows = [_row("labkit validate --held-out", seconds, "s", note=f"{len(report.rows)} predictions; other processes "
                  f"used {report.other_cpu_share:.0%} of the CPUs")]
+    rows += [_row(f"validate: {dr.runtime} machine now / at calibration", dr.ratio, "ratio",
+                  note=f"{dr.n} of the calibration's benchmarks timed again") for dr in drift]
     for name, group in report.by("set").iterrows():
         for what, value in (("median |error|", group["median_abs_error"]),
                             ("|median signed error|", abs(group["median_signed_error"])),

@@ -140,3 +140,35 @@ def test_validate_gpt_rows(cached):
     assert by["gpt decode ctx 64", 8].predicted_s < 8 * by["gpt decode ctx 64", 1].predicted_s
     with pytest.raises(ValueError, match="torch"):
         validate_mod.validate(models=["gpt"], runtimes=("onnxruntime",))
+
+
+def test_validate_rechecks_the_machine_against_its_calibration(cached):
+    # some of the calibration's own benchmarks timed again: a ratio per runtime, in the table and the JSON
+    report = validate_mod.validate(models=["mlp"], runtimes=("torch",), batches=(1,), progress=False,
+                                   min_time_s=0.05)
+    (d,) = report.drift
+    assert d.runtime == "torch" and d.n >= 6 and 0.1 < d.ratio < 10
+    assert "machine against its calibration" in report.table()
+    assert json.loads(json.dumps(report.to_json()))["drift"]["torch"]["n"] == d.n
+    assert validate_mod.validate(models=["mlp"], runtimes=("torch",), batches=(1,), progress=False,
+                                 min_time_s=0.05, recheck=False).drift == ()
+
+
+def test_drift_is_the_median_of_now_over_then(monkeypatch):
+    from types import SimpleNamespace
+
+    from labkit.calibration import benchrun, recheck
+
+    then = {"a b1": 1e-4, "a b32": 2e-3, "b b1": 5e-5, "net100 b1": 1e-3, "gone b1": 1e-3}
+    now = {"a b1": 1.5e-4, "a b32": 2e-3, "b b1": 1e-4, "net100 b1": 1.2e-3, "new b1": 1e-3}
+    cal = SimpleNamespace(runtime="torch", quick=True, fresh_output=None,
+                          points=[(k, "x", "", 1, 0, 0, t, t) for k, t in then.items()])
+    monkeypatch.setattr(benchrun, "retime", lambda *a, **k: now)
+    d = recheck.drift(cal)
+    # only the names timed both times count: ratios 1.5, 1.0, 2.0, 1.2 -> median 1.35
+    assert (d.runtime, d.n) == ("torch", 4) and d.ratio == pytest.approx(1.35)
+    assert d.notable and "1.35x" in d.note()
+    assert not recheck.Drift("torch", 1.1, 4).notable and recheck.Drift("torch", 0.8, 4).notable
+    report = validate_mod.ValidationReport((validate_mod.ValidationRow("m", "torch", 1, 1.0, 1.0),), dtype="fp32",
+                                           threads=2, duration_s=0.0, drift=(d,))
+    assert "note: torch ran its calibration benchmarks 1.35x as long" in report.table()

@@ -217,24 +217,52 @@ def run(runtime: str, quick: bool = False, progress: bool = True, num_threads: i
                 cases += _cases(runtime, name, build, batches, num_threads, os.path.join(tmp, str(i)))
                 if bar is not None:
                     bar.update(1)
-            todo = peaks + cases
-            best, slow = [math.inf] * len(todo), [False] * len(todo)
-            for r in range(ROUNDS):
-                for k, (_, _, fn, args, _) in enumerate(todo):
-                    best[k] = min(best[k], _time(fn, args, budget_s / ROUNDS, first=r == 0, slow=slow[k]))
-                    slow[k] = best[k] > budget_s / ROUNDS / 5
-                    if bar is not None and k >= len(peaks):
-                        bar.update(1)
+            best = _best(peaks + cases, budget_s, bar, n_quiet=len(peaks))
     finally:
         if bar is not None:
             bar.close()
     measured = {key: (t, work) for (key, work, _, _, _), t in zip(peaks, best)}
     found = _peaks(measured)
-    # what the cost fit explains is the time besides faulting in fresh outputs (priced on its own, as lk.estimate
-    # does); at most half a benchmark's time is taken off, should the fresh-output measure be off
-    points = [(name, work, max(t - sum(fresh_output_s(found["fresh_output"], b) for b in out_bytes), t / 2))
+    points = [(name, work, _explained_s(t, out_bytes, found["fresh_output"]))
               for (name, work, _, _, out_bytes), t in zip(cases, best[len(peaks):])]
     return found, points
+
+
+def retime(runtime: str, quick: bool, fresh, n_models: int = 10, num_threads: int | None = None,
+           batches=microbench.BATCHES) -> dict[str, float]:
+    """About `n_models` of a calibration's own benchmarks (every k-th, single ops and networks, at each batch),
+    timed again now exactly as ``run`` timed them: {point name: seconds}. `fresh` is the calibration's
+    ``fresh_output``. ``labkit validate`` compares them with the calibration's measurements, to tell the machine's
+    drift since it was calibrated from the model's error (lab 00)."""
+    import torch
+
+    num_threads = int(num_threads or torch.get_num_threads())
+    models = _models(quick)
+    models = models[::max(1, len(models) // n_models)]
+    with torch.inference_mode(), tempfile.TemporaryDirectory() as tmp:
+        cases = [case for i, (name, _, build) in enumerate(models)
+                 for case in _cases(runtime, name, build, batches, num_threads, os.path.join(tmp, str(i)))]
+        best = _best(cases, BUDGET_S[bool(quick)])
+    return {name: _explained_s(t, out_bytes, fresh) for (name, _, _, _, out_bytes), t in zip(cases, best)}
+
+
+def _best(todo, budget_s: float, bar=None, n_quiet: int = 0) -> list[float]:
+    """Each case's lowest median over ROUNDS interleaved passes (a burst of load spoils one pass of a few cases,
+    not a case); the progress bar counts the cases after the first `n_quiet`."""
+    best, slow = [math.inf] * len(todo), [False] * len(todo)
+    for r in range(ROUNDS):
+        for k, (_, _, fn, args, _) in enumerate(todo):
+            best[k] = min(best[k], _time(fn, args, budget_s / ROUNDS, first=r == 0, slow=slow[k]))
+            slow[k] = best[k] > budget_s / ROUNDS / 5
+            if bar is not None and k >= n_quiet:
+                bar.update(1)
+    return best
+
+
+def _explained_s(t: float, out_bytes, fresh) -> float:
+    """What the cost fit explains of a benchmark's `t`: the time besides faulting in fresh outputs (priced on its
+    own, as lk.estimate does); at most half of it is taken off, should the fresh-output measure be off."""
+    return max(t - sum(fresh_output_s(fresh, b) for b in out_bytes), t / 2)
 
 
 def _time(fn, args, per_s: float, first: bool, slow: bool) -> float:

@@ -13,6 +13,9 @@ Per runtime, model and batch:
   against the analytic prefill/decode Profiles (labkit.calibration.gptcases), and the KV cache's speed-up at
   a long context, measured beside predicted.
 - ``rel_error = (predicted - measured) / measured``; the headline is the median of |rel_error|.
+- the machine's drift since it was calibrated (labkit.calibration.recheck): some of the calibration's own
+  benchmarks timed again, per runtime, so that a machine now slower or faster than when calibrated is reported
+  as such rather than read as the model's error.
 
     $ labkit validate                  # 5 models x 2 runtimes x batch 1, 32, and the GPT: a table, the median error
     $ labkit validate --models gpt     # the small GPT's prefill and decode steps only (a few seconds)
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 
 from labkit.calibration import gptcases
 from labkit.calibration.contention import NOTE_ABOVE, OtherLoad
+from labkit.calibration.recheck import Drift
 
 RUNTIMES = ("torch", "onnxruntime")
 
@@ -69,6 +73,7 @@ class ValidationReport:
     duration_s: float
     other_cpu_share: float = 0.0     # share of the CPUs other processes used while measuring
     kv_speedup: gptcases.KVSpeedup | None = None   # the small GPT's KV cache at a long context, when measured
+    drift: tuple[Drift, ...] = ()    # per runtime: the calibration's own benchmarks timed again, now / then
 
     @property
     def median_abs_error(self) -> float:
@@ -116,6 +121,7 @@ class ValidationReport:
                 "median_abs_error_by_runtime": {rt: self.median_abs_error_by(rt)
                                                 for rt in dict.fromkeys(r.runtime for r in self.rows)},
                 "kv_speedup": None if self.kv_speedup is None else vars(self.kv_speedup),
+                "drift": {d.runtime: {"ratio": d.ratio, "n": d.n} for d in self.drift},
                 "rows": [{"model": r.model, "runtime": r.runtime, "batch": r.batch,
                           "predicted_s": r.predicted_s, "measured_s": r.measured_s,
                           "rel_error": r.rel_error, "op_class": r.op_class, "held_out": r.held_out}
@@ -132,6 +138,13 @@ class ValidationReport:
                      f"{self.median_signed_error:+.1%}; {self.threads} threads, {self.dtype}, {self.duration_s:.0f} s")
         if self.kv_speedup is not None:
             lines.append(str(self.kv_speedup))
+        if self.drift:
+            lines.append("machine against its calibration (some of its benchmarks timed again, now / then): "
+                         + ", ".join(f"{d.runtime} {d.ratio:.2f}x" for d in self.drift))
+        for d in self.drift:
+            if d.notable:
+                lines.append(f"note: {d.note()}: that much of each {d.runtime} error is the machine drifting, not "
+                             "the model (`labkit calibrate --force` measures it again)")
         if self.other_cpu_share > NOTE_ABOVE:
             lines.append(f"note: other processes used {self.other_cpu_share:.0%} of the CPUs while measuring: "
                          "measured times are noisy (rerun on a quiet machine for the real error)")
@@ -199,7 +212,7 @@ def _check(models, runtimes, batches, dtype, held_out=False):
 
 
 def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32", progress: bool = True,
-             min_time_s: float = 0.3, held_out: bool = False) -> ValidationReport:
+             min_time_s: float = 0.3, held_out: bool = False, recheck: bool = True) -> ValidationReport:
     """Predict and measure zoo models here, for torch eager and ONNX Runtime (lab 00).
 
     ``"gpt"`` (in the default models; torch only) adds the small GPT of lab 08: prefill and decode steps
@@ -210,7 +223,9 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
     `models` may also name such cases directly, e.g. ``"resnet18@64"``.
 
     Calibrates this machine first if nothing is cached (see ``lk.calibrate``). ``min_time_s`` is the
-    measuring time per (model, runtime, batch); less is faster and noisier.
+    measuring time per (model, runtime, batch); less is faster and noisier. ``recheck`` (default) also times
+    some of the calibration's own benchmarks again, per runtime (a second or two each), and reports the machine's
+    drift since it was calibrated (``ValidationReport.drift``).
 
     >>> import labkit as lk
     >>> lk.validate(models=["mlp"], runtimes=("torch",), batches=(1,)).rows[0].measured_s > 0  # doctest: +SKIP
@@ -221,7 +236,9 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
     import torch
 
     from labkit.calibration.cache import threads
+    from labkit.calibration.calibrate import load as load_calibration
     from labkit.calibration.calibrate import local_device
+    from labkit.calibration.recheck import drift
     from labkit.compile.onnx import export_file, feeds, session
     from labkit.estimate import estimate
     from labkit.measure import ROUNDS, lowest_median_s
@@ -238,7 +255,7 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
         n_gpt = len(gptcases.cases(None, names_only=True)) if gptcases.NAME in models and "torch" in runtimes else 0
         n_other = len(runtimes) * len([m for m in models if m != gptcases.NAME]) * len(batches)
         bar = tqdm(total=(n_other + n_gpt) * ROUNDS + n_other, desc="validate", unit="step", file=sys.stderr)
-    rows = []
+    rows, drifts = [], []
     # one runtime at a time, never an ORT session alive while torch runs: idle ORT threads spin for a
     # while after each run and would steal the cores torch is being timed on. Each (model, batch) keeps
     # its lowest median over ROUNDS passes over all of them, as the calibration does (microbench.run).
@@ -283,10 +300,12 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
                 rows.append(ValidationRow(m, rt, b, est.latency_s, measured, max(by_class, key=by_class.get),
                                           held_out="@" in m))
             del cases
+            if recheck:     # right after this runtime's rows, while no session of the other runtime is alive
+                drifts.append(drift(load_calibration(rt), n_threads))
     if bar is not None:
         bar.close()
     return ValidationReport(tuple(rows), dtype="fp32", threads=n_threads, duration_s=time.perf_counter() - t0,
-                            other_cpu_share=other.share, kv_speedup=gptcases.speedup(rows))
+                            other_cpu_share=other.share, kv_speedup=gptcases.speedup(rows), drift=tuple(drifts))
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -301,10 +320,12 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--held-out", action="store_true",
                         help="add published architectures the calibration never saw, at several input sizes")
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument("--no-recheck", action="store_true",
+                        help="skip timing some calibration benchmarks again (the machine's drift since calibrating)")
     args = parser.parse_args(argv)
     try:
         report = validate(args.models, args.runtimes, args.batches, progress=not args.json,
-                          min_time_s=0.1 if args.quick else 0.3, held_out=args.held_out)
+                          min_time_s=0.1 if args.quick else 0.3, held_out=args.held_out, recheck=not args.no_recheck)
     except ValueError as err:
         print(f"labkit validate: {err}", file=sys.stderr)
         return 2
