@@ -1,7 +1,7 @@
 """What a calibrated device's fits price, and how (lab 00): ``OpFit`` (one op class's fitted cost), the fit that
 prices a layer (``fit_for``, under the op name ``fit_op`` gives it), the memory tier its working set streams
 from, faulting in fresh outputs, the fixed cost of a model call, and the cold-cache cost a layer pays among
-other layers (``switch_s`` times its ``switches`` share). ``lk.estimate`` and the calibration's fit both price
+other layers (``cold_s`` times its ``switches`` share). ``lk.estimate`` and the calibration's fit both price
 through these, so the two cannot drift apart.
 """
 
@@ -141,9 +141,9 @@ COLD_BYTES = 2**20   # the cold-cache cost's scale in bytes (``switches``): abou
 
 
 def switch_s(fits: Mapping[str, OpFit] | None) -> float:
-    """The most a layer costs more in a forward pass of mixed ops than on its own (its code and dispatch path
-    start cold; ``switches`` says how cold): the start-up of the fit keyed ``"switch"`` on a calibrated
-    device, 0.0 elsewhere (lab 00).
+    """The fixed part of ``cold_s``: what a layer whose code and dispatch path went cold costs more, before its
+    weights are fetched again; the start-up of the fit keyed ``"switch"`` on a calibrated device, 0.0 elsewhere
+    (lab 00; ``labkit calibrate`` prints it).
 
     >>> switch_s({"switch": OpFit(4e-6, 1.0, 1.0)}), switch_s({})
     (4e-06, 0.0)
