@@ -37,6 +37,7 @@ class Drift:
         return math.isfinite(self.ratio) and abs(math.log(self.ratio)) > math.log1p(DRIFT_NOTE)
 
     def note(self) -> str:
+        """One line for validate's table: how long the benchmarks took now against when calibrated."""
         return f"{self.runtime} ran its calibration benchmarks {self.ratio:.3g}x as long as when calibrated"
 
 

@@ -137,7 +137,7 @@ def call_s(fits: Mapping[str, OpFit] | None) -> float:
 COLD_BYTES = 2**20   # the cold-cache cost's scale in bytes (``switches``): about one core's L2 (1 MiB on the Zen 4
                      # of lab 00's machine; 0.5 MiB on Zen 2/3, 2 MiB on Sapphire Rapids). Measured there (torch, 1
                      # and 2 threads): a batchnorm or relu run after a copy of 1, 4 and 16 MiB cost 6-12, 10-29 and
-                     # 40-157 µs more than alone; a layer inside ResNet-18 at 64 px, batch 1, 2.5-3x its time alone
+                     # 40-157 µs more than alone; a layer inside ResNet-18 at 64 px, batch 1, 2.5-3.4x its time alone
 
 
 def switch_s(fits: Mapping[str, OpFit] | None) -> float:
