@@ -26,7 +26,7 @@ import tempfile
 from labkit.calibration import microbench
 from labkit.compile import onnx
 from labkit.measure import ROUNDS, lowest_median_s
-from labkit.targets import fresh_output_s
+from labkit.targets import fresh_buffers, fresh_output_s
 
 NET_SEEDS = tuple(range(100, 124))       # random synthetic networks timed by a full calibration
 QUICK_NET_SEEDS = tuple(range(100, 106))
@@ -224,8 +224,8 @@ def run(runtime: str, quick: bool = False, progress: bool = True, num_threads: i
             bar.close()
     measured = {key: (t, work) for (key, work, _, _, _), t in zip(peaks, best)}
     found = _peaks(measured)
-    points = [(name, work, _explained_s(t, out_bytes, found["fresh_output"]))
-              for (name, work, _, _, out_bytes), t in zip(cases, best[len(peaks):])]
+    points = [(name, work, _explained_s(t, fresh_bytes, found["fresh_output"]))
+              for (name, work, _, _, fresh_bytes), t in zip(cases, best[len(peaks):])]
     return found, points
 
 
@@ -244,7 +244,7 @@ def retime(runtime: str, quick: bool, fresh, n_models: int = 10, num_threads: in
         cases = [case for i, (name, _, build) in enumerate(models)
                  for case in _cases(runtime, name, build, batches, num_threads, os.path.join(tmp, str(i)))]
         best = _best(cases, BUDGET_S[bool(quick)])
-    return {name: _explained_s(t, out_bytes, fresh) for (name, _, _, _, out_bytes), t in zip(cases, best)}
+    return {name: _explained_s(t, fresh_bytes, fresh) for (name, _, _, _, fresh_bytes), t in zip(cases, best)}
 
 
 def _best(todo, budget_s: float, bar=None, n_quiet: int = 0) -> list[float]:
@@ -260,10 +260,10 @@ def _best(todo, budget_s: float, bar=None, n_quiet: int = 0) -> list[float]:
     return best
 
 
-def _explained_s(t: float, out_bytes, fresh) -> float:
-    """What the cost fit explains of a benchmark's `t`: the time besides faulting in fresh outputs (priced on its
-    own, as lk.estimate does); at most half of it is taken off, should the fresh-output measure be off."""
-    return max(t - sum(fresh_output_s(fresh, b) for b in out_bytes), t / 2)
+def _explained_s(t: float, fresh_bytes, fresh) -> float:
+    """What the cost fit explains of a benchmark's `t`: the time besides faulting in its fresh buffers (priced on
+    their own, as lk.estimate does); at most half of it is taken off, should the fresh-output measure be off."""
+    return max(t - sum(fresh_output_s(fresh, b) for b in fresh_bytes), t / 2)
 
 
 def _time(fn, args, per_s: float, first: bool, slow: bool) -> float:
@@ -276,7 +276,7 @@ def _time(fn, args, per_s: float, first: bool, slow: bool) -> float:
 
 
 def _cases(runtime, name, build, batches, num_threads, stem):
-    """One (name, work, fn, args, output bytes of each layer) per batch for a benchmark model: profiled once, at
+    """One (name, work, fn, args, bytes of each buffer its layers write fresh: ``fresh_buffers``) per batch for a benchmark model: profiled once, at
     the first batch; the others' work is that profile scaled (per-sample work times the batch ratio, weights
     unchanged)."""
     from labkit.profile import profile
@@ -298,7 +298,8 @@ def _cases(runtime, name, build, batches, num_threads, stem):
                 prof = _onnx_profile(profile, stem + ".opt.onnx", tuple(feeds.values()))
         layers = [] if prof is None else prof.at_batch(max(1, round(prof.batch * b / b0))).layers
         work = microbench.layer_work(layers, num_threads if runtime == "torch" else 0)
-        out.append((f"{name} b{b}", work, fn, fargs, tuple(lay.output_bytes for lay in layers)))
+        fresh = [fresh_buffers(lay, num_threads if runtime == "torch" else 0) for lay in layers]
+        out.append((f"{name} b{b}", work, fn, fargs, tuple(nb for bufs in fresh for nb in bufs)))
     return out
 
 

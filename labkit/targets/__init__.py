@@ -5,18 +5,20 @@
 from labkit.targets.catalog import catalog_key, dataset_path, datasets_dir
 from labkit.targets.devices import KINDS, LOCAL_NAMES, SIDE, Device, device, devices, kinds_on
 from labkit.targets.fitted import (
-           OpFit,
-           call_s,
+    OpFit,
+    call_s,
     cold_s,
-           fit_for,
-           fit_op,
-           fresh_output_s,
-           switch_s,
-           switches,
-           tier_bytes_per_s,
+    fit_for,
+    fit_op,
+    fresh_buffers,
+    fresh_output_s,
+    switch_s,
+    switches,
+    tier_bytes_per_s,
 )
 from labkit.targets.links import Link, link, links
 
 __all__ = ["KINDS", "LOCAL_NAMES", "SIDE", "Device", "Link", "OpFit", "call_s", "cold_s", "catalog_key", "datasets_dir",
-           "dataset_path", "device", "devices", "fit_for", "fit_op", "fresh_output_s", "kinds_on", "link", "links",
+           "dataset_path", "device", "devices", "fit_for", "fit_op", "fresh_buffers",
+           "fresh_output_s", "kinds_on", "link", "links",
            "switch_s", "switches", "tier_bytes_per_s"]

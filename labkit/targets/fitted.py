@@ -108,6 +108,48 @@ def fresh_output_s(fresh: tuple[float, float] | None, out_bytes: float) -> float
     return out_bytes * fresh[1]
 
 
+ONEDNN_BLOCK = 16   # channels per block of oneDNN's fp32 layouts on AVX-512 (aBcd16b; 8 on AVX2)
+
+
+def fresh_buffers(layer, torch_threads: int = 0, bytes_per_elem: float | None = None) -> tuple[int, ...]:
+    """Bytes of each buffer `layer` writes freshly allocated on every call, which ``fresh_output_s`` prices: its
+    output; and for a convolution that torch eager (``torch_threads`` > 0; 0: another runtime) runs in oneDNN
+    (``fit_op``), two more, because oneDNN computes in a channel-blocked layout: the blocked copy it reorders its
+    input into (not for a conv of fewer than 16 input channels and a kernel over 1x1, which oneDNN reads in
+    place) and the blocked output it reorders back. Blocked copies round channels up to whole blocks of 16.
+    `bytes_per_elem`: the dtype's size (default: the layer's). Shown by ``ONEDNN_VERBOSE=1`` (reorder, conv,
+    reorder) and by the page faults of one call (lab 00's machine: a depthwise conv of a 55 MiB map at batch 32
+    faulted in 165 MiB, three times its output).
+
+    >>> from labkit.profile.core import Layer
+    >>> dw = Layer("c", "conv2d", "dwconv", ("input",), 0, 0, 0, 0, 96 * 56 * 56, 96 * 56 * 56, (1, 96, 56, 56),
+    ...            (96, 3136, 9, 1), window=(3, 3, 1, 1))
+    >>> fresh_buffers(dw), fresh_buffers(dw, 2)             # ORT: its output; torch: plus two blocked copies
+    ((1204224,), (1204224, 1204224, 1204224))
+    >>> stem = Layer("s", "conv2d", "conv", ("input",), 0, 0, 0, 0, 2 * 3 * 64 * 64, 2 * 24 * 64 * 64,
+    ...              (2, 24, 64, 64), (1, 8192, 27, 24), window=(3, 3, 1, 1))
+    >>> fresh_buffers(stem, 2)                              # 3 channels read in place; 24 rounded up to 32
+    (786432, 1048576)
+    """
+    per_elem = layer.output_bytes / layer.output_elems if bytes_per_elem is None and layer.output_elems else (
+        bytes_per_elem or 0.0)
+    out = int(layer.output_elems * per_elem)
+    window, gemm, shape = getattr(layer, "window", ()), layer.gemm, layer.output_shape
+    if not torch_threads or not window or not gemm or len(shape) < 2 or fit_op(layer, torch_threads) != layer.op:
+        return (out,)
+    groups, _, k, _ = gemm
+    in_channels = groups * max(1, k // (window[0] * window[1]))
+    blocked_out = round(out * _blocks(shape[1]) / shape[1])
+    if window[:2] != (1, 1) and in_channels < ONEDNN_BLOCK and groups == 1:
+        return (out, blocked_out)
+    return (out, round(layer.input_elems * per_elem * _blocks(in_channels) / in_channels), blocked_out)
+
+
+def _blocks(channels: int) -> int:
+    """`channels` rounded up to whole oneDNN blocks."""
+    return -(-channels // ONEDNN_BLOCK) * ONEDNN_BLOCK
+
+
 def fit_for(fits: Mapping[str, OpFit] | None, op_class: str, op: str) -> OpFit | None:
     """The fit that prices a layer: its op's own (``"pool/maxpool"``) if the calibration made one, else its op
     class's (``"pool"``), else None (the roofline prices it).
