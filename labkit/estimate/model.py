@@ -14,7 +14,8 @@ The model (DESIGN.md §3), per layer, at the requested batch and dtype:
   Its bytes rate is capped by the memory tier the layer's working set (its bytes) streams from
   (``device.mem_tiers``, a copy measured beyond the caches), and a layer whose output is large enough to be
   mapped fresh on every call pays for the page faults (``device.fresh_output``; torch on glibc, not ORT), as
-  does each blocked copy oneDNN makes of a torch conv's input and output (``labkit.targets.fresh_buffers``).
+  does each blocked copy oneDNN makes of a torch conv's input and output (``labkit.targets.fresh_buffers``),
+  whose writing and reading the fit prices with the layer's bytes (``labkit.targets.reorder_bytes``).
   A fit keyed ``"<op_class>/<op>"`` (e.g. ``"pool/maxpool"``) takes precedence over its class's; a fit keyed
   ``"call"`` is the fixed cost of one model call (framework entry, ORT's ``session.run``), added once, and one
   keyed ``"switch"`` prices a layer whose caches went cold (``labkit.targets.cold_s``: its start-up, and the
@@ -43,6 +44,7 @@ from labkit.targets.fitted import (
     fit_op,
     fresh_buffers,
     fresh_output_s,
+    reorder_bytes,
     switches,
     tier_bytes_per_s,
 )
@@ -203,10 +205,12 @@ def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None, op: 
     if fit is not None:
         # calibrated: Hockney-style start-up + rate per op class, fitted on this machine (OpFit owns the formula),
         # its bytes capped by the memory tier its working set streams from, plus faulting in a fresh output
+        threads = device.torch_threads if dtype == "fp32" else 0
+        nbytes += reorder_bytes(layer, threads, DTYPE_BYTES[dtype])
         cap = tier_bytes_per_s(device.mem_tiers, nbytes)
         compute_s, memory_s = fit.terms(layer.flops, nbytes, cap)
         fresh_s = sum(fresh_output_s(device.fresh_output, b)
-                      for b in fresh_buffers(layer, device.torch_threads if dtype == "fp32" else 0, DTYPE_BYTES[dtype]))
+                      for b in fresh_buffers(layer, threads, DTYPE_BYTES[dtype]))
         latency_s = fit.time_s(layer.flops, nbytes, cap, *layer.unit_counts) + fresh_s
         return latency_s, "compute" if compute_s > memory_s else "memory"
     peak = peak_flops(device, dtype) * device.eff_compute

@@ -1,6 +1,7 @@
 """What a calibrated device's fits price, and how (lab 00): ``OpFit`` (one op class's fitted cost), the fit that
 prices a layer (``fit_for``, under the op name ``fit_op`` gives it), the memory tier its working set streams
-from, faulting in fresh outputs, the fixed cost of a model call, and the cold-cache cost a layer pays among
+from, faulting in fresh buffers (a layer's output; and the blocked copies oneDNN makes of a torch conv's input and
+output, ``fresh_buffers``, whose traffic ``reorder_bytes`` counts), the fixed cost of a model call, and the cold-cache cost a layer pays among
 other layers (``cold_s`` times its ``switches`` share). ``lk.estimate`` and the calibration's fit both price
 through these, so the two cannot drift apart.
 """
@@ -143,6 +144,20 @@ def fresh_buffers(layer, torch_threads: int = 0, bytes_per_elem: float | None = 
     if window[:2] != (1, 1) and in_channels < ONEDNN_BLOCK and groups == 1:
         return (out, blocked_out)
     return (out, round(layer.input_elems * per_elem * _blocks(in_channels) / in_channels), blocked_out)
+
+
+def reorder_bytes(layer, torch_threads: int = 0, bytes_per_elem: float | None = None) -> int:
+    """Bytes a torch conv in oneDNN moves besides its own weights, input and output: each blocked copy
+    (``fresh_buffers`` past the output) written by one reorder and read by the next step; 0 for any other layer.
+    A calibrated fit prices them with the layer's bytes (lk.estimate and the calibration's fit alike; lab 00).
+
+    >>> from labkit.profile.core import Layer
+    >>> dw = Layer("c", "conv2d", "dwconv", ("input",), 0, 0, 0, 0, 96 * 56 * 56, 96 * 56 * 56, (1, 96, 56, 56),
+    ...            (96, 3136, 9, 1), window=(3, 3, 1, 1))
+    >>> reorder_bytes(dw, 2) == 4 * dw.output_bytes, reorder_bytes(dw)
+    (True, 0)
+    """
+    return 2 * sum(fresh_buffers(layer, torch_threads, bytes_per_elem)[1:])
 
 
 def _blocks(channels: int) -> int:
