@@ -276,9 +276,9 @@ def _time(fn, args, per_s: float, first: bool, slow: bool) -> float:
 
 
 def _cases(runtime, name, build, batches, num_threads, stem):
-    """One (name, work, fn, args, bytes of each buffer its layers write fresh: ``fresh_buffers``) per batch for a benchmark model: profiled once, at
-    the first batch; the others' work is that profile scaled (per-sample work times the batch ratio, weights
-    unchanged)."""
+    """One (name, work, fn, args, bytes of each buffer its layers write fresh: ``fresh_buffers``) per batch for a
+    benchmark model: profiled once, at the first batch; the others' work is that profile scaled (per-sample work
+    times the batch ratio, weights unchanged)."""
     from labkit.profile import profile
 
     out, prof, sess, b0 = [], None, None, batches[0]

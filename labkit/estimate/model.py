@@ -204,7 +204,8 @@ def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None, op: 
     fit = fit_for(device.fits, layer.op_class, op)
     if fit is not None:
         # calibrated: Hockney-style start-up + rate per op class, fitted on this machine (OpFit owns the formula),
-        # its bytes capped by the memory tier its working set streams from, plus faulting in a fresh output
+        # its bytes (with oneDNN's blocked copies in torch) capped by the memory tier its working set streams from,
+        # plus faulting in its fresh buffers
         threads = device.torch_threads if dtype == "fp32" else 0
         nbytes += reorder_bytes(layer, threads, DTYPE_BYTES[dtype])
         cap = tier_bytes_per_s(device.mem_tiers, nbytes)

@@ -1,9 +1,9 @@
 """What a calibrated device's fits price, and how (lab 00): ``OpFit`` (one op class's fitted cost), the fit that
 prices a layer (``fit_for``, under the op name ``fit_op`` gives it), the memory tier its working set streams
-from, faulting in fresh buffers (a layer's output; and the blocked copies oneDNN makes of a torch conv's input and
-output, ``fresh_buffers``, whose traffic ``reorder_bytes`` counts), the fixed cost of a model call, and the cold-cache cost a layer pays among
-other layers (``cold_s`` times its ``switches`` share). ``lk.estimate`` and the calibration's fit both price
-through these, so the two cannot drift apart.
+from, faulting in fresh buffers (a layer's output; and the blocked copies oneDNN makes of a torch conv's input
+and output, ``fresh_buffers``, whose traffic ``reorder_bytes`` counts), the fixed cost of a model call, and the
+cold-cache cost a layer pays among other layers (``cold_s`` times its ``switches`` share). ``lk.estimate`` and
+the calibration's fit both price through these, so the two cannot drift apart.
 """
 
 from __future__ import annotations
