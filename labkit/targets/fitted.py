@@ -132,9 +132,9 @@ def fresh_buffers(layer, torch_threads: int = 0, bytes_per_elem: float | None = 
     >>> fresh_buffers(stem, 2)                              # 3 channels read in place; 24 rounded up to 32
     (786432, 1048576)
     """
-    per_elem = layer.output_bytes / layer.output_elems if bytes_per_elem is None and layer.output_elems else (
-        bytes_per_elem or 0.0)
-    out = int(layer.output_elems * per_elem)
+    if bytes_per_elem is None:                  # the layer's own dtype
+        bytes_per_elem = layer.output_bytes / layer.output_elems if layer.output_elems else 0.0
+    out = int(layer.output_elems * bytes_per_elem)
     window, gemm, shape = getattr(layer, "window", ()), layer.gemm, layer.output_shape
     if not torch_threads or not window or not gemm or len(shape) < 2 or fit_op(layer, torch_threads) != layer.op:
         return (out,)
@@ -143,7 +143,7 @@ def fresh_buffers(layer, torch_threads: int = 0, bytes_per_elem: float | None = 
     blocked_out = round(out * _blocks(shape[1]) / shape[1])
     if window[:2] != (1, 1) and in_channels < ONEDNN_BLOCK and groups == 1:
         return (out, blocked_out)
-    return (out, round(layer.input_elems * per_elem * _blocks(in_channels) / in_channels), blocked_out)
+    return (out, round(layer.input_elems * bytes_per_elem * _blocks(in_channels) / in_channels), blocked_out)
 
 
 def reorder_bytes(layer, torch_threads: int = 0, bytes_per_elem: float | None = None) -> int:
