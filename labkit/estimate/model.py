@@ -195,7 +195,12 @@ def layer_time(layer, device, dtype: str = "fp32") -> tuple[float, str]:
 
 def _fit_op(layer, device, dtype: str) -> str:
     """The op name the device's fits price the layer under (labkit.targets.fit_op: torch's conv kernel, fp32)."""
-    return fit_op(layer, device.torch_threads if dtype == "fp32" else 0)
+    return fit_op(layer, _torch_threads(device, dtype))
+
+
+def _torch_threads(device, dtype: str) -> int:
+    """The torch threads that pick a layer's kernel and its oneDNN copies (fp32 only; 0: not torch's oneDNN)."""
+    return device.torch_threads if dtype == "fp32" else 0
 
 
 def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None, op: str) -> tuple[float, str]:
@@ -206,7 +211,7 @@ def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None, op: 
         # calibrated: Hockney-style start-up + rate per op class, fitted on this machine (OpFit owns the formula),
         # its bytes (with oneDNN's blocked copies in torch) capped by the memory tier its working set streams from,
         # plus faulting in its fresh buffers
-        threads = device.torch_threads if dtype == "fp32" else 0
+        threads = _torch_threads(device, dtype)
         nbytes += reorder_bytes(layer, threads, DTYPE_BYTES[dtype])
         cap = tier_bytes_per_s(device.mem_tiers, nbytes)
         compute_s, memory_s = fit.terms(layer.flops, nbytes, cap)
@@ -291,8 +296,13 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
     at_batch = profile.at_batch(batch).layers
     ops = [_fit_op(layer, device, dtype) for layer in at_batch]
     nbytes_of = [_bytes(layer, bpe) for layer in at_batch]
-    # calibrated devices: a layer whose code and weights went cold since its op last ran pays a share of cold_s
-    colds = switches(ops, nbytes_of) if device.fits and "switch" in device.fits else [0.0] * len(at_batch)
+    # calibrated devices: a layer whose code and weights went cold since its op last ran pays a share of cold_s;
+    # the bytes moved in between count oneDNN's blocked copies, as the calibration's (microbench.layer_work) do
+    if device.fits and "switch" in device.fits:
+        threads = _torch_threads(device, dtype)
+        colds = switches(ops, [n + reorder_bytes(layer, threads, bpe) for layer, n in zip(at_batch, nbytes_of)])
+    else:
+        colds = [0.0] * len(at_batch)
     for layer, op, nbytes, cold in zip(at_batch, ops, nbytes_of, colds):
         util = _array_util(layer, device)
         t, bound = _layer_time(layer, device, dtype, nbytes, util, op)
