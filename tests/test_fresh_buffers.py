@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import labkit as lk
-from labkit.targets import fit_op, fresh_buffers
+from labkit.targets import fit_op, fresh_buffers, onednn_block
 
 BATCH = 20            # >= 16: oneDNN for every conv; no channel count below equals it, so dims tell who is who
 
@@ -43,13 +43,16 @@ def _cases(n, seed=0):
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        c_in = rng.choice((1, 3, 4, 16, 24, 48, 96))     # not 8-15: AVX2's block is 8, AVX-512's 16
+        c_in = rng.choice((1, 3, 4, 8, 12, 16, 24, 48, 96))   # about the blocks: AVX2's is 8, AVX-512's 16
         depthwise = c_in > 4 and rng.random() < 0.3
         c_out = c_in if depthwise else rng.choice((4, 16, 24, 40, 64))
         k, stride = rng.choice((1, 1, 3, 3, 5)), rng.choice((1, 1, 2))
         out.append((c_in, c_out, k, stride, c_in if depthwise else 1, rng.choice((6, 12, 17)),
                     rng.random() < 0.15))
-    return out
+    # and the edges of the rules: a strided 1x1 conv that oneDNN's 1x1 kernel runs (6 = 3 x 2) or not (17), and
+    # channel counts between AVX2's block and AVX-512's, plain and depthwise
+    return out + [(4, 16, 1, 2, 1, 17, False), (4, 24, 1, 2, 1, 6, False), (12, 16, 3, 1, 1, 12, False),
+                  (8, 8, 3, 1, 8, 12, False), (12, 40, 1, 2, 1, 17, True)]
 
 
 def _reorders(log: str) -> dict[int, list[tuple[tuple[int, ...], int]]]:
@@ -69,8 +72,19 @@ def _reorders(log: str) -> dict[int, list[tuple[tuple[int, ...], int]]]:
     return out
 
 
-def test_blocked_copies_are_onednn_reorders():
-    cases = _cases(28)
+@pytest.fixture(params=[None, "AVX2"])          # this CPU's own code, and oneDNN held to AVX2's
+def max_isa(request, monkeypatch):
+    """oneDNN's ISA cap for the test and its child (labkit's block read afresh, and again after the test)."""
+    if request.param:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", request.param)
+    onednn_block.cache_clear()
+    yield request.param
+    monkeypatch.undo()
+    onednn_block.cache_clear()
+
+
+def test_blocked_copies_are_onednn_reorders(max_isa):
+    cases = _cases(32)
     env = dict(os.environ, ONEDNN_VERBOSE="1", DNNL_VERBOSE="1")
     log = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cases)], env=env, capture_output=True,
                          text=True, timeout=120, check=True).stdout
@@ -87,15 +101,14 @@ def test_blocked_copies_are_onednn_reorders():
         predicted = fresh_buffers(layer, 2)[1:]             # the blocked copies, after the output itself
         assert len(predicted) == len(seen), (cases[i], seen, predicted)
         for (dims, block), nbytes in zip(seen, predicted):
-            if block != 16:                                 # labkit assumes AVX-512's 16 channels a block
-                continue
+            assert block == onednn_block(), (cases[i], dims, block)
             channels = -(-dims[1] // block) * block
             rest = 1
             for d in (dims[0], *dims[2:]):
                 rest *= d
             assert nbytes == channels * rest * 4, (cases[i], dims, nbytes)
             checked += 1
-    assert checked or "16b" not in log, "no blocked copy's size was compared"
+    assert checked > len(cases), "too few blocked copies were compared"
 
 
 _FAULTS = r"""

@@ -12,6 +12,7 @@ from labkit.targets.fitted import (
     fit_op,
     fresh_buffers,
     fresh_output_s,
+    onednn_block,
     reorder_bytes,
     switch_s,
     switches,
@@ -21,5 +22,5 @@ from labkit.targets.links import Link, link, links
 
 __all__ = ["KINDS", "LOCAL_NAMES", "SIDE", "Device", "Link", "OpFit", "call_s", "cold_s", "catalog_key", "datasets_dir",
            "dataset_path", "device", "devices", "fit_for", "fit_op", "fresh_buffers",
-           "fresh_output_s", "kinds_on", "link", "links", "reorder_bytes",
+           "fresh_output_s", "kinds_on", "link", "links", "onednn_block", "reorder_bytes",
            "switch_s", "switches", "tier_bytes_per_s"]

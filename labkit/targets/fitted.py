@@ -9,8 +9,10 @@ the calibration's fit both price through these, so the two cannot drift apart.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -109,15 +111,30 @@ def fresh_output_s(fresh: tuple[float, float] | None, out_bytes: float) -> float
     return out_bytes * fresh[1]
 
 
-ONEDNN_BLOCK = 16   # channels per block of oneDNN's fp32 layouts on AVX-512 (aBcd16b; 8 on AVX2)
+@lru_cache(maxsize=1)
+def onednn_block() -> int:
+    """Channels per block of oneDNN's fp32 layouts on this CPU: 16 where it runs AVX-512 code (``aBcd16b``), 8
+    below that (AVX2's ``aBcd8b``). ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``) caps oneDNN's ISA, as oneDNN
+    reads it; else torch's CPU capability tells (lab 00).
+
+    >>> onednn_block() in (8, 16)
+    True
+    """
+    isa = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+    if isa and isa != "ALL":
+        return 16 if isa.startswith(("AVX512", "AVX10")) else 8
+    import torch
+
+    return 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
 
 
 def fresh_buffers(layer, torch_threads: int = 0, bytes_per_elem: float | None = None) -> tuple[int, ...]:
     """Bytes of each buffer `layer` writes freshly allocated on every call, which ``fresh_output_s`` prices: its
     output; and for a convolution that torch eager (``torch_threads`` > 0; 0: another runtime) runs in oneDNN
     (``fit_op``), two more, because oneDNN computes in a channel-blocked layout: the blocked copy it reorders its
-    input into (not for a conv of fewer than 16 input channels and a kernel over 1x1, which oneDNN reads in
-    place) and the blocked output it reorders back. Blocked copies round channels up to whole blocks of 16.
+    input into (not for an ungrouped conv of fewer input channels than a block, which oneDNN reads in place,
+    unless its 1x1 kernel runs it: that one reads only blocked inputs) and the blocked output it reorders back.
+    Blocked copies round channels up to whole blocks (``onednn_block``: 16 on AVX-512, 8 on AVX2).
     `bytes_per_elem`: the dtype's size (default: the layer's). Shown by ``ONEDNN_VERBOSE=1`` (reorder, conv,
     reorder) and by the page faults of one call (lab 00's machine: a depthwise conv of a 55 MiB map at batch 32
     faulted in 165 MiB, three times its output).
@@ -127,10 +144,11 @@ def fresh_buffers(layer, torch_threads: int = 0, bytes_per_elem: float | None = 
     ...            (96, 3136, 9, 1), window=(3, 3, 1, 1))
     >>> fresh_buffers(dw), fresh_buffers(dw, 2)             # ORT: its output; torch: plus two blocked copies
     ((1204224,), (1204224, 1204224, 1204224))
-    >>> stem = Layer("s", "conv2d", "conv", ("input",), 0, 0, 0, 0, 2 * 3 * 64 * 64, 2 * 24 * 64 * 64,
-    ...              (2, 24, 64, 64), (1, 8192, 27, 24), window=(3, 3, 1, 1))
-    >>> fresh_buffers(stem, 2)                              # 3 channels read in place; 24 rounded up to 32
-    (786432, 1048576)
+    >>> stem = Layer("s", "conv2d", "conv", ("input",), 0, 0, 0, 0, 2 * 3 * 64 * 64, 2 * 20 * 64 * 64,
+    ...              (2, 20, 64, 64), (1, 8192, 27, 20), window=(3, 3, 1, 1))
+    >>> out, blocked = fresh_buffers(stem, 2)               # 3 channels read in place
+    >>> blocked == out * (32 if onednn_block() == 16 else 24) // 20     # 20 channels padded to whole blocks
+    True
     """
     if bytes_per_elem is None:                  # the layer's own dtype
         bytes_per_elem = layer.output_bytes / layer.output_elems if layer.output_elems else 0.0
@@ -141,7 +159,7 @@ def fresh_buffers(layer, torch_threads: int = 0, bytes_per_elem: float | None = 
     groups, _, k, _ = gemm
     in_channels = groups * max(1, k // (window[0] * window[1]))
     blocked_out = round(out * _blocks(shape[1]) / shape[1])
-    if window[:2] != (1, 1) and in_channels < ONEDNN_BLOCK and groups == 1:
+    if in_channels < onednn_block() and groups == 1 and not _onednn_1x1(layer, in_channels):
         return (out, blocked_out)
     return (out, round(layer.input_elems * bytes_per_elem * _blocks(in_channels) / in_channels), blocked_out)
 
@@ -160,9 +178,23 @@ def reorder_bytes(layer, torch_threads: int = 0, bytes_per_elem: float | None = 
     return 2 * sum(fresh_buffers(layer, torch_threads, bytes_per_elem)[1:])
 
 
+def _onednn_1x1(layer, in_channels: int) -> bool:
+    """Whether oneDNN runs a conv with its 1x1 kernel: a 1x1 window of stride 1, or a strided one whose input
+    is exactly its output times the stride along each axis (oneDNN then first packs the strided pixels; else its
+    generic kernel runs it, seen with ``ONEDNN_VERBOSE=1`` as ``jit_1x1`` against ``jit``)."""
+    kh, kw, stride = layer.window[:3]
+    if (kh, kw) != (1, 1):
+        return False
+    shape = layer.output_shape
+    out_pixels = math.prod(shape[2:])
+    in_pixels = layer.input_elems / max(1, shape[0] * in_channels)
+    return stride == 1 or in_pixels == out_pixels * stride ** (len(shape) - 2)      # per strided axis
+
+
 def _blocks(channels: int) -> int:
     """`channels` rounded up to whole oneDNN blocks."""
-    return -(-channels // ONEDNN_BLOCK) * ONEDNN_BLOCK
+    block = onednn_block()
+    return -(-channels // block) * block
 
 
 def fit_for(fits: Mapping[str, OpFit] | None, op_class: str, op: str) -> OpFit | None:
