@@ -95,10 +95,9 @@ class Heap:
 
 
 def main(path: str, repeats: int = 8) -> None:
-    events = []
-    for line in open(path):
-        f = line.split()
-        events.append((f[0], f[1], int(f[2]) if f[0] == "a" else 0))
+    from replay import read_events  # this folder's replay.py (run as a script)
+
+    events = read_events(path)
     heap, kept = Heap(), {}
     for i in range(repeats):
         before, live = heap.faults, {}

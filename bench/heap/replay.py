@@ -13,11 +13,17 @@ libc.free.argtypes = [ctypes.c_void_p]
 libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
 
 
-def main(path: str, repeats: int = 8) -> None:
+def read_events(path: str) -> list[tuple[str, str, int]]:
+    """record.py's log as (``"a"`` or ``"f"``, pointer, bytes; 0 for a free)."""
     events = []
     for line in open(path):
         f = line.split()
         events.append((f[0], f[1], int(f[2]) if f[0] == "a" else 0))
+    return events
+
+
+def main(path: str, repeats: int = 8) -> None:
+    events = read_events(path)
     kept: dict[str, int] = {}                          # what a call leaves alive (its output) until the next
     for i in range(repeats):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
