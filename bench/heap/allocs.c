@@ -4,9 +4,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
-#include <malloc.h>
 #include <sys/syscall.h>
 static void *(*r_malloc)(size_t); static void (*r_free)(void *); static int (*r_pm)(void **, size_t, size_t);
 static void *(*r_calloc)(size_t, size_t); static void *(*r_realloc)(void *, size_t);
@@ -27,6 +25,6 @@ void *malloc(size_t n) { INIT(r_malloc, "malloc"); void *p = r_malloc(n); rec('a
 void free(void *p) { INIT(r_free, "free"); rec('f', p, 0); r_free(p); }
 void *calloc(size_t a, size_t b) { INIT(r_calloc, "calloc"); void *p = r_calloc(a, b); rec('a', p, a * b); return p; }
 void *realloc(void *q, size_t n) { INIT(r_realloc, "realloc"); rec('f', q, 0); void *p = r_realloc(q, n); rec('a', p, n); return p; }
-int posix_memalign(void **pp, size_t al, size_t n) { INIT(r_pm, "posix_memalign"); int r = r_pm(pp, al, n); rec('a', *pp, n); return r; }
+int posix_memalign(void **pp, size_t al, size_t n) { INIT(r_pm, "posix_memalign"); int r = r_pm(pp, al, n); if (!r) rec('a', *pp, n); return r; }
 void *memalign(size_t al, size_t n) { INIT(r_memalign, "memalign"); void *p = r_memalign(al, n); rec('a', p, n); return p; }
 void *aligned_alloc(size_t al, size_t n) { INIT(r_aligned, "aligned_alloc"); void *p = r_aligned(al, n); rec('a', p, n); return p; }
