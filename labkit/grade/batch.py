@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.grade.gradebook import Grade, hints_of, score, ungradable, write_feedback, write_gradebook
-from labkit.grade.oracle import ReferenceFailed, judge_run, oracles_of, questions_with_test
+from labkit.grade.oracle import ReferenceFailed, answers_of, judge_run, oracles_of
 from labkit.grade.restore import Lab, Ungradable, load_lab, prepare
 from labkit.grade.runner import Limits, RunResult, run_notebook
 from labkit.grade.sandbox import SandboxUnavailable, mode
@@ -194,20 +194,14 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
                             sandbox, False, None, the_lab.kernel_oracles)))
     reference = prepare(the_lab.path, the_lab)     # the solution itself: where the oracles come from
     ref_args = (reference.notebook, reference.code_roles, limits, lab_files, nb_name, sandbox, True)
-    if jobs:
-        jobs.append((_REFERENCE, ref_args))
-    bar = _progress(len(jobs)) if progress and jobs else None
+    bar = _progress(len(jobs) + 1) if progress and jobs else None
     run_all = _ray_runner(ray, workers) if ray else _thread_runner(workers)
     try:
         results = run_all(jobs, bar) if jobs else {}
+        oracles, note, verdicts = _reference(results, the_lab, ref_args, run_all, bar) if jobs else ({}, "", {})
     finally:
         if bar:
             bar.close()
-    ref = results.pop(_REFERENCE, None)
-    if not isinstance(ref, RunResult):
-        raise ReferenceFailed(f"the reference run of the solution failed: {ref}")
-    oracles, note = oracles_of(ref, the_lab)
-    verdicts = _test_verdicts(results, oracles, ref_args, run_all) if questions_with_test(oracles) else {}
     for name, result in results.items():
         if isinstance(result, RunResult):
             result = judge_run(result, the_lab, oracles, verdicts.get(name))
@@ -227,22 +221,49 @@ def grade(lab: str, paths, out, *, workers: int = 1, ray: str | None = None, cel
 _REFERENCE = "\0reference"     # the job key of the solution's reference run (no submission can be named so)
 
 
-def _test_verdicts(results, oracles, ref_args, run_all) -> dict:
-    """name -> {question: verdict line} for ``test=`` checks: the reference run again, fed each submission's
-    exported answers (data), so the instructor's test function never runs in the learner's kernel."""
-    from labkit.grade.oracle import answers_of
+def _reference(results, lab, ref_args, run_all, bar):
+    """(oracles, note, verdicts) from the solution's reference run, made after the submissions' runs so
+    that it also judges every submission's ``test=`` answers (exported data, fed in): one run per batch, and the
+    instructor's test functions never run in a learner's kernel. verdicts: name -> {question: verdict line}.
 
-    tests = set(questions_with_test(oracles))
-    jobs = []
+    Should that run fail with answers fed in (one learner's value could make a test function hang), the
+    solution is run again alone, then once per submission with that submission's answers only."""
+    tested = {q for q, meta in lab.questions.items() if meta.get("test") and q not in lab.kernel_oracles}
+    names = {}
+    answers = {}
     for name, result in results.items():
         if isinstance(result, RunResult):
-            answers = {q: line["value"] for q, line in answers_of(result).items() if q in tests and "value" in line}
-            if answers:
-                jobs.append((name, (*ref_args, answers)))
-    out = {}
-    for name, run in (run_all(jobs, None) if jobs else {}).items():
+            given = {q: line["value"] for q, line in answers_of(result).items() if q in tested and "value" in line}
+            if given:
+                names[str(len(names))] = name
+                answers[str(len(answers))] = given
+    ref = run_all([(_REFERENCE, (*ref_args, answers or None))], None)[_REFERENCE]
+    if bar:
+        bar.update(1)
+    if isinstance(ref, RunResult):
+        oracles, note = oracles_of(ref, lab)
+        if not answers or not (note or ref.stopped):
+            return oracles, note, _verdicts(ref, names)
+    if not answers:
+        raise ReferenceFailed(f"the reference run of the solution failed: {ref}")
+    ref = run_all([(_REFERENCE, ref_args)], None)[_REFERENCE]
+    if not isinstance(ref, RunResult):
+        raise ReferenceFailed(f"the reference run of the solution failed: {ref}")
+    oracles, note = oracles_of(ref, lab)
+    alone = run_all([(key, (*ref_args, {"0": given})) for key, given in answers.items()], None)
+    verdicts = {}
+    for key, run in alone.items():
         if isinstance(run, RunResult):
-            out[name] = {line["question"]: line for line in run.exports if "verdict" in line}
+            verdicts.update(_verdicts(run, {"0": names[key]}))
+    return oracles, note, verdicts
+
+
+def _verdicts(run, names: dict) -> dict:
+    """name -> {question: verdict line} from a reference run's exports (``for`` is the submission's key)."""
+    out = {}
+    for line in run.exports:
+        if "verdict" in line and line.get("for") in names:
+            out.setdefault(names[line["for"]], {}).setdefault(line["question"], line)
     return out
 
 

@@ -199,13 +199,15 @@ def check_calls_safe(source: str):
 
 
 def questions(nb) -> dict[str, dict]:
-    """Question id -> {points, hint, hidden} for every check in a (valid) solution notebook, in order."""
+    """Question id -> {points, hint, hidden, test} for every check in a (valid) solution notebook, in order
+    (test: some check of it judges with a ``test=`` function)."""
     out = {}
     for cell in nb.cells:
         if cell.cell_type == "code":
             for call in check_calls_safe(source_of(cell)):
+                tested = call.test or out.get(call.question, {}).get("test", False)
                 out[call.question] = {"points": call.points, "hint": call.hint,
-                                      "hidden": cell_role(cell) == "hidden"}
+                                      "hidden": cell_role(cell) == "hidden", "test": tested}
     return out
 
 

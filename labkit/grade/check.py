@@ -358,10 +358,15 @@ def exporting_labkit(path: str, real=None) -> _GradingLabkit:
     return _GradingLabkit(export, real)
 
 
-def oracle_labkit(path: str, answers: dict | None = None, real=None) -> _GradingLabkit:
+def oracle_labkit(path: str, answers_file: str | None = None, real=None) -> _GradingLabkit:
     """The ``lk`` of a check cell in the grader's reference run of the solution (instructor code only): it
-    writes each question's oracle as data to `path`; a ``test=`` check is judged on `answers` (decoded values
-    exported by a learner's kernel) when given."""
+    writes each question's oracle as data to `path`; a ``test=`` check also judges every submission's answer in
+    `answers_file` (JSON: submission key -> question -> value as a learner's kernel exported it) and writes one
+    verdict line per submission, after the oracle line."""
+    answers = {}
+    if answers_file:
+        with open(answers_file, encoding="utf-8") as f:
+            answers = json.load(f)
 
     def oracle(question, answer, expected=_NO, *, points=1, rtol=None, atol=None, ratio=None, between=None,
                test=None, hint=""):
@@ -370,8 +375,6 @@ def oracle_labkit(path: str, answers: dict | None = None, real=None) -> _Grading
         line = {"question": question}
         if test is not None:
             line["mode"] = "test"
-            if answers and question in answers:
-                line["verdict"] = _judge(answers[question], None, rtol, atol, ratio, between, test)
         else:
             line.update(expected=encode(_plain(want)), rtol=rtol, atol=atol,
                         ratio=list(ratio) if ratio is not None else None,
@@ -379,6 +382,13 @@ def oracle_labkit(path: str, answers: dict | None = None, real=None) -> _Grading
         value, problem = _evaluate(answer)
         line["solution_passes"] = (problem or _judge(value, want, rtol, atol, ratio, between, test)) is None
         _append(path, line)
+        for key, given in answers.items() if test is not None else ():
+            if question in given:
+                try:
+                    verdict = _judge(decode(given[question]), None, rtol, atol, ratio, between, test)
+                except (TypeError, ValueError, KeyError) as err:
+                    verdict = f"the exported answer could not be read ({type(err).__name__})"
+                _append(path, {"question": question, "for": key, "verdict": verdict})
 
     return _GradingLabkit(oracle, real)
 

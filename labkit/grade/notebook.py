@@ -32,12 +32,14 @@ ROLES = ("markdown", "raw", "given", "answer", "check", "hidden")
 
 @dataclass(frozen=True)
 class CheckCall:
-    """One ``lk.check(...)`` call found in a cell: its question id, points (default 1) and hint."""
+    """One ``lk.check(...)`` call found in a cell: its question id, points (default 1), hint, and whether it
+    judges with a ``test=`` function."""
 
     question: str
     points: float
     hint: str
     line: int
+    test: bool = False
 
 
 def source_of(cell) -> str:
@@ -111,7 +113,7 @@ def check_calls(source: str) -> list[CheckCall]:
         hint = _constant(kw.get("hint"), "" if "hint" not in kw else None)
         if not isinstance(hint, str):
             raise ValueError(f"line {node.lineno}: hint= of {question} must be a literal string.")
-        calls.append(CheckCall(question, float(points), hint, node.lineno))
+        calls.append(CheckCall(question, float(points), hint, node.lineno, "test" in kw))
     return sorted(calls, key=lambda c: c.line)
 
 

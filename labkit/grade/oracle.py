@@ -4,8 +4,8 @@ The learner's sandboxed kernel only *exports* each answer's value as data (``che
 oracles come from one **reference run** of the solution notebook per batch (instructor code only, in its own
 sandbox): its check cells write ``expected=``/``between=``/``ratio=`` and tolerances as data
 (``check.oracle_labkit``). ``judge_run`` then compares, in the grader's process, the *first* exported value of
-each question with its oracle. A ``test=`` check (a function, not data) is judged by a second reference run fed
-that submission's exported values, never in the kernel that ran the learner's code.
+each question with its oracle. A ``test=`` check (a function, not data) is judged in the reference run, which
+runs after the submissions and is fed their exported values, never in the kernel that ran the learner's code.
 
 >>> from types import SimpleNamespace as NS
 >>> from labkit.grade.runner import RunResult
@@ -32,7 +32,7 @@ def oracles_of(run, lab) -> tuple[dict, str]:
     found = {}
     for line in run.exports:
         q = line.get("question")
-        if q in lab.questions and q not in found:
+        if q in lab.questions and q not in found and "for" not in line:     # "for": a submission's verdict
             found[q] = line
     missing = [q for q in lab.questions if q not in found]
     note = ""
@@ -67,15 +67,10 @@ def _plausible(kernel, ref, factor: float = 10.0) -> bool:
     return kernel == ref and type(kernel) is type(ref)
 
 
-def questions_with_test(oracles: dict) -> list[str]:
-    """Questions whose check is a ``test=`` function: they need a reference run fed the learner's answers."""
-    return [q for q, o in oracles.items() if o.get("mode") == "test"]
-
-
 def judge_run(run, lab, oracles: dict, verdicts: dict | None = None):
     """`run` with ``checks`` filled in: one {question, passed, message} per question the kernel exported.
 
-    `verdicts` maps a ``test=`` question to its verdict line from a reference run fed this run's answers.
+    `verdicts` maps a ``test=`` question to its verdict line from the reference run fed this run's answers.
     """
     checks = []
     kernel = {}

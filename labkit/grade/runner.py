@@ -8,7 +8,8 @@ applies the same sandbox, or refuses). It:
    call is rewritten to ``lk.check(q, answer)`` — the oracle arguments (``expected=``, ``between=``, ``test=``,
    tolerances) and the helpers only they use are removed, so no oracle ever reaches the kernel — and ``lk`` is
    a checker loaded fresh from ``labkit/grade/check.py`` whose ``check`` writes the answer's value as data.
-   In the reference run (``reference=True``: the solution itself, no learner code) ``check`` writes the oracle;
+   In the reference run (``reference=True``: the solution itself, no learner code) ``check`` writes the oracle,
+   and a ``test=`` check judges the learners' exported values it is given (``answers``) as data;
 2. runs ``pytest --nbval-lax --nbval-current-env --nbval-cell-timeout S`` in the sandbox (``labkit.grade.sandbox``)
    or, with mode ``"none"``, in a temporary folder with the grader's rights;
 3. watches the process tree every 0.1 s: over the memory cap (the summed RSS of pytest + kernel + children,
@@ -163,16 +164,17 @@ def _defines(st) -> set:
     return set()
 
 
-def arm(notebook: str, code_roles, export_path: str, reference: bool = False, answers: dict | None = None,
+def arm(notebook: str, code_roles, export_path: str, reference: bool = False, answers_file: str | None = None,
         kernel_oracles=()) -> str:
-    """The notebook with every instructor check/hidden code cell wrapped to use a fresh checker (see above)."""
+    """The notebook with every instructor check/hidden code cell wrapped to use a fresh checker (see above);
+    a reference run's ``test=`` checks judge the answers in `answers_file` (check.oracle_labkit)."""
     from labkit.grade.notebook import python_source
 
     nb = json.loads(notebook)
     checker = str(checker_file())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     if reference:
-        factory = f"oracle_labkit({export_path!r}, {{k: mod.decode(v) for k, v in {answers or {}!r}.items()}})"
+        factory = f"oracle_labkit({export_path!r}, {answers_file!r})"
     else:
         factory = f"exporting_labkit({export_path!r})"
     for cell, (role, _) in zip(code, code_roles):
@@ -239,6 +241,7 @@ def _env(base: str, threads: int, sandboxed: bool) -> dict:
 
 
 _CACHE = ".cache/labkit"
+_ANSWERS = ".labkit-answers.json"      # a reference run's input: submission key -> question -> exported value
 
 
 def _calibrations() -> list[Path]:
@@ -263,6 +266,8 @@ def run_notebook(notebook: str, code_roles, limits: Limits, lab_files: dict | No
                  answers: dict | None = None, kernel_oracles=()) -> RunResult:
     """Execute a prepared notebook (JSON text) with nbval under `limits`, in `sandbox` ("bwrap", or "none" for
     --unsafe-no-sandbox); see the module docstring. A Ray worker without a sandbox refuses (SandboxUnavailable).
+    `answers` (reference runs only): submission key -> question -> the value its kernel exported, for the
+    ``test=`` checks to judge.
 
     A run in which not one instructor check reported and nothing was stopped (a kernel that failed to start on
     a loaded machine, seen once in CI) is run once more, so a transient failure does not cost a student marks.
@@ -303,8 +308,12 @@ def _run_once(notebook, code_roles, limits: Limits, lab_files, name, sandbox, re
             files[f".labkit/{key}"] = str(path)
         nb_path = tmp / "in" / name
         nb_path.parent.mkdir(exist_ok=True)
+        if answers:       # a reference run's test= checks judge these (read-only in the sandbox)
+            (tmp / "in" / _ANSWERS).write_text(json.dumps(answers), encoding="utf-8")
+            files[_ANSWERS] = str(tmp / "in" / _ANSWERS)
         with _ARM_LOCK:
-            armed = arm(notebook, code_roles, f"{base}/.labkit/exports.jsonl", reference, answers, kernel_oracles)
+            armed = arm(notebook, code_roles, f"{base}/.labkit/exports.jsonl", reference,
+                        f"{base}/{_ANSWERS}" if answers else None, kernel_oracles)
         nb_path.write_text(armed, encoding="utf-8")
         (tmp / "in" / "pytest.ini").write_text("[pytest]\naddopts =\n", encoding="utf-8")
         files[name], files["pytest.ini"] = str(nb_path), str(tmp / "in" / "pytest.ini")
