@@ -30,7 +30,7 @@ lint: setup
 # nbval over solutions/ uses the tests' calibration cache (tests/conftest.py), so a quick calibration made by
 # a test never becomes what lk.device("local") means for the learner.
 test: setup lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25 tests
+	$(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder --durations=25 tests
 	$(BIN)/labkit build --check
 	LABKIT_CACHE_DIR="$${TMPDIR:-/tmp}/labkit-test-cache-$$(id -u)" $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-sanitize-with solutions/sanitize.cfg solutions
 
