@@ -27,12 +27,12 @@ lab: setup
 lint: setup
 	$(BIN)/ruff check labkit tests
 
-# One pytest session: the tests, and nbval over solutions/ (so both workers stay busy to the end). Both use the
-# tests' calibration cache (tests/conftest.py), so a quick calibration made by a test never becomes what
-# lk.device("local") means for the learner. tests/conftest.py queues the longest units first.
+# nbval over solutions/ uses the tests' calibration cache (tests/conftest.py), so a quick calibration made by
+# a test never becomes what lk.device("local") means for the learner.
 test: setup lint
+	$(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder --durations=25 tests
 	$(BIN)/labkit build --check
-	LABKIT_CACHE_DIR="$${TMPDIR:-/tmp}/labkit-test-cache-$$(id -u)" $(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder --durations=25 -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-sanitize-with solutions/sanitize.cfg tests solutions
+	LABKIT_CACHE_DIR="$${TMPDIR:-/tmp}/labkit-test-cache-$$(id -u)" $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-sanitize-with solutions/sanitize.cfg solutions
 
 bench: setup
 	$(BIN)/python bench/run.py

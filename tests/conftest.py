@@ -12,8 +12,6 @@ os.environ.setdefault("LABKIT_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"la
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Ray's raylet can take over 40 s to register on a loaded 2-core machine (CI runs tests on both cores).
 os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
-# `make test` runs nbval over solutions/ in the same session: notebooks under tests/ are fixtures, not tests.
-collect_ignore_glob = ["*.ipynb"]
 
 
 @pytest.fixture(scope="session")
@@ -42,19 +40,16 @@ if _DEADLINE_S > 0:
             yield
 
 
-# The longest units of `make test` (xdist --dist loadscope: a class, else a file or a notebook, is one unit),
-# heaviest first; then the solution notebooks (nbval), then the rest in its own order.
+# The longest units of `make test` (xdist --dist loadscope: a class, else a file, is one unit), heaviest first.
 _FIRST = ("tests/test_labs.py::TestSystemsLabs", "tests/test_labs.py::TestFoundationLabs")
 
 
 def pytest_collection_modifyitems(items):
     """The labs' gradings go first in the queue, one half of the syllabus to each worker (`make test` passes
-    --no-loadscope-reorder), then the solutions' nbval runs; queued last, they would run on alone after
-    everything else."""
+    --no-loadscope-reorder); queued last, they would run on alone after everything else. The rest keeps its
+    order."""
     def rank(item):
         scope = item.nodeid.rsplit("::", 1)[0]
-        if scope in _FIRST:
-            return _FIRST.index(scope)
-        return len(_FIRST) + (not scope.startswith("solutions/"))
+        return _FIRST.index(scope) if scope in _FIRST else len(_FIRST)
 
     items.sort(key=rank)
