@@ -87,6 +87,10 @@ def lab_server(tmp_path_factory):
                JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
                IPYTHONDIR=str(tmp / "ipython"))
     # LABKIT_CACHE_DIR stays as tests/conftest.py set it: the kernels share the tests' calibration cache.
+    # One thread, as binder/start gives a 1-CPU workshop: `make test` keeps the other core busy (lab gradings),
+    # and two torch threads fighting for one core's time made lab 00's timings 100x slow in a CI dry run.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.setdefault(var, "1")
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
            "--LabApp.expose_app_in_browser=True"]

@@ -363,13 +363,10 @@ def oracle_labkit(path: str, answers_file: str | None = None, real=None) -> _Gra
     writes each question's oracle as data to `path`; a ``test=`` check also judges every submission's answer in
     `answers_file` (JSON: submission key -> question -> value as a learner's kernel exported it) and writes one
     verdict line per submission, after the oracle line."""
-    loaded = []
-
-    def answers() -> dict:       # read at the cell's first test= check (most check cells have none)
-        if not loaded:
-            with open(answers_file, encoding="utf-8") as f:
-                loaded.append(json.load(f))
-        return loaded[0]
+    answers = {}
+    if answers_file:
+        with open(answers_file, encoding="utf-8") as f:
+            answers = json.load(f)
 
     def oracle(question, answer, expected=_NO, *, points=1, rtol=None, atol=None, ratio=None, between=None,
                test=None, hint=""):
@@ -385,7 +382,7 @@ def oracle_labkit(path: str, answers_file: str | None = None, real=None) -> _Gra
         value, problem = _evaluate(answer)
         line["solution_passes"] = (problem or _judge(value, want, rtol, atol, ratio, between, test)) is None
         _append(path, line)
-        for key, given in answers().items() if test is not None and answers_file else ():
+        for key, given in answers.items() if test is not None else ():
             if question in given:
                 try:
                     verdict = _judge(decode(given[question]), None, rtol, atol, ratio, between, test)
