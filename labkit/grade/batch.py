@@ -229,14 +229,10 @@ def _reference(results, lab, ref_args, run_all, bar):
     Should that run fail with answers fed in (one learner's value could make a test function hang), the
     solution is run again alone, then once per submission with that submission's answers only."""
     tested = {q for q, meta in lab.questions.items() if meta.get("test") and q not in lab.kernel_oracles}
-    names = {}
-    answers = {}
-    for name, result in results.items():
-        if isinstance(result, RunResult):
-            given = {q: line["value"] for q, line in answers_of(result).items() if q in tested and "value" in line}
-            if given:
-                names[str(len(names))] = name
-                answers[str(len(answers))] = given
+    fed = [(name, given) for name, result in results.items() if isinstance(result, RunResult) and (given := {
+        q: line["value"] for q, line in answers_of(result).items() if q in tested and "value" in line})]
+    names = {str(i): name for i, (name, _) in enumerate(fed)}             # the key in the run -> submission
+    answers = {str(i): given for i, (_, given) in enumerate(fed)}
     ref = run_all([(_REFERENCE, (*ref_args, answers or None))], None)[_REFERENCE]
     if bar:
         bar.update(1)
