@@ -10,6 +10,8 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
 - ``labkit validate --held-out`` on that calibration: its tables (every prediction, and the error by set,
   runtime, op class and input size) and, per set (zoo, held-out), the median, median signed and worst error
   against issue 12's goal (15%, 5%, 40%);
+- ``labkit validate --gpu``: the stored run of a real H200 (datasets/gpu-measured/, by bench/gpu_measure.py)
+  against ``lk.estimate`` on the catalog's "h200", per mode (CUDA graph, eager) and dtype; nothing is timed here;
 - ``labkit grade`` throughput on 1 and 2 workers in the sandbox, and on 2 with --unsafe-no-sandbox (the
   sandbox may cost at most 20%), over N copies of lab 00's solution;
 - ``lk.partition`` on a 1,000-layer DAG (if labkit has it) and ``lk.estimate`` on a 1,000-layer profile;
@@ -128,6 +130,17 @@ def bench_validation(tmp: Path, full: bool) -> list[dict]:
             rows.append(_row(f"validate {name}: {what}", float(value), "ratio", VALIDATE_BUDGET[what],
                              f"{int(group['n'])} predictions"))
     return rows
+
+
+def bench_gpu() -> list[dict]:
+    """``labkit validate --gpu``: the stored H200 run (datasets/gpu-measured/) against lk.estimate; nothing timed here."""
+    from labkit.calibration.gpucheck import gpu_check
+
+    check = gpu_check()
+    print(check.table())
+    return [_row(f"GPU {check.source}: {rt} median |error|", check.report.median_abs_error_by(rt), "ratio",
+                 note=f"{sum(r.runtime == rt for r in check.report.rows)} predictions, lk.estimate on {check.device!r}")
+            for rt in dict.fromkeys(r.runtime for r in check.report.rows)]
 
 
 def bench_notebooks(tmp: Path, binder: bool, labs=None) -> list[dict]:
@@ -282,8 +295,8 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("notebooks", "calibration", "validation", "grading", "simulator", "deploy", "twin", "deploy-llm", "carbon",
-            "federated", "drift")
+SECTIONS = ("notebooks", "calibration", "validation", "gpu", "grading", "simulator", "deploy", "twin", "deploy-llm",
+            "carbon", "federated", "drift")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = [("notebooks", lambda tmp: bench_notebooks(tmp, binder=not args.no_binder, labs=args.labs)),
                 ("calibration", lambda tmp: bench_calibration(tmp, full=not args.no_full_calibration)),
                 ("validation", lambda tmp: bench_validation(tmp, full=not args.no_full_calibration)),
+                ("gpu", lambda tmp: bench_gpu()),
                 ("grading", lambda tmp: bench_grading(tmp, args.grade_copies)),
                 ("simulator", lambda tmp: bench_simulator()),
                 ("deploy", lambda tmp: bench_deploy()),

@@ -20,6 +20,7 @@ Per runtime, model and batch:
     $ labkit validate                  # 5 models x 2 runtimes x batch 1, 32, and the GPT: a table, the median error
     $ labkit validate --models gpt     # the small GPT's prefill and decode steps only (a few seconds)
     $ labkit validate --json --quick   # machines; --quick measures less (noisier), --models picks models
+    $ labkit validate --gpu            # no measuring: a stored H200 run against the catalog (gpucheck.py)
 """
 
 from __future__ import annotations
@@ -308,8 +309,20 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
                             other_cpu_share=other.share, kv_speedup=gptcases.speedup(rows), drift=tuple(drifts))
 
 
+def _gpu_cli(record, as_json: bool) -> int:
+    from labkit.calibration.gpucheck import gpu_check
+
+    try:
+        check = gpu_check(record, progress=not as_json)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"labkit validate --gpu: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(check.to_json(), indent=1) if as_json else check.table())
+    return 0
+
+
 def cli(argv: list[str] | None = None) -> int:
-    """``labkit validate [--json] [--models mlp cnn ...] [--runtimes torch onnxruntime] [--quick]``."""
+    """``labkit validate [--json] [--models mlp cnn ...] [--runtimes torch onnxruntime] [--quick] [--gpu]``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="labkit validate", description=__doc__.split("\n")[0])
@@ -322,7 +335,12 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--no-recheck", action="store_true",
                         help="skip timing some calibration benchmarks again (the machine's drift since calibrating)")
+    parser.add_argument("--gpu", nargs="?", const="", default=None, metavar="RECORD",
+                        help="measure nothing here: compare a stored GPU record (default: the newest in "
+                             "datasets/gpu-measured/) with the catalog GPU's predictions")
     args = parser.parse_args(argv)
+    if args.gpu is not None:
+        return _gpu_cli(args.gpu or None, args.json)
     try:
         report = validate(args.models, args.runtimes, args.batches, progress=not args.json,
                           min_time_s=0.1 if args.quick else 0.3, held_out=args.held_out, recheck=not args.no_recheck)

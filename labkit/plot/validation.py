@@ -24,7 +24,7 @@ def validation(report, ax=None):
     for (runtime, held_out), rows in _groups(report.rows).items():
         x = [r.measured_s * 1e3 for r in rows]
         y = [r.predicted_s * 1e3 for r in rows]
-        colour = colours.get(runtime, "tab:gray")
+        colour = colours.setdefault(runtime, f"C{len(colours)}")   # other runtimes (e.g. "graph bf16"): in turn
         ax.scatter(x, y, s=28, label=f"{runtime}, {'held-out' if held_out else 'zoo'}",
                    facecolors="none" if held_out else colour, edgecolors=colour)
     times = [t * 1e3 for r in report.rows for t in (r.measured_s, r.predicted_s)]
