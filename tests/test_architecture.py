@@ -20,8 +20,8 @@ import labkit as lk
 PACKAGE = Path(lk.__file__).resolve().parent
 
 # The foundation: small leaves every unit may import. They import only each other, in this order.
-FOUNDATION = ("args", "units", "paths", "dtypes", "measure", "cluster")
-FOUNDATION_ALLOWED = {"args": set(), "units": set(), "paths": set(), "dtypes": {"args"},
+FOUNDATION = ("args", "units", "paths", "dtypes", "measure", "cluster", "allocator")
+FOUNDATION_ALLOWED = {"args": set(), "units": set(), "paths": set(), "dtypes": {"args"}, "allocator": set(),
                       "measure": {"args", "units"}, "cluster": {"args"}}
 
 # The flow: targets + model -> profile -> estimate -> decisions -> report; grading beside it.

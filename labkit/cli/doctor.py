@@ -232,7 +232,7 @@ def report(environ=None, cgroup_root: str | os.PathLike = "/sys/fs/cgroup",
 
     >>> import labkit.cli.doctor
     >>> sorted(labkit.cli.doctor.report())
-    ['calibration', 'cpu', 'memory', 'problems', 'shm_bytes', 'tools', 'torch_threads', 'versions']
+    ['calibration', 'cpu', 'malloc', 'memory', 'problems', 'shm_bytes', 'tools', 'torch_threads', 'versions']
     """
     environ = os.environ if environ is None else environ
     limits = cgroup_limits(cgroup_root, proc_cgroup)
@@ -243,10 +243,20 @@ def report(environ=None, cgroup_root: str | os.PathLike = "/sys/fs/cgroup",
         "torch_threads": _torch_threads(),
         "shm_bytes": _shm_bytes(),
         "calibration": _calibration(),
+        "malloc": _malloc(),
         "tools": {name: shutil.which(name) for name in TOOLS},
     }
     info["problems"] = find_problems(info)
     return info
+
+
+def _malloc() -> str:
+    from labkit.allocator import steady
+
+    return {"kept": "glibc, freed memory kept in the process (labkit/allocator.py; LABKIT_MALLOC=system: glibc's "
+                    "defaults)",
+            "system": "glibc's defaults (LABKIT_MALLOC=system): torch calls may page-fault their activations in",
+            "not glibc": "not glibc: left as it is"}[steady()]
 
 
 def _gib(n: int | None) -> str:
@@ -268,6 +278,7 @@ def format_report(info: dict) -> str:
         f"MEM_LIMIT {_gib(mem['env_mem_limit_bytes']) if mem['env_mem_limit_bytes'] else 'unset'})",
         f"torch threads: {info['torch_threads'] if info['torch_threads'] is not None else 'torch not installed'}",
         f"/dev/shm:      {_gib(info['shm_bytes']) if info['shm_bytes'] is not None else 'unknown'}",
+        f"malloc:        {info.get('malloc', 'unknown')}",
         "programs:      " + ", ".join(f"{t} {p or 'NOT FOUND'}" for t, p in info.get("tools", {}).items()),
     ]
     if cal["calibrated"] is None:
