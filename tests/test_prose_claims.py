@@ -29,15 +29,18 @@ RATIO_RANGE = (0.1, 11.0)                # "measured / predicted = X", the same 
 # figures in Markdown that are not results of the run, per lab: claim as written -> why it need not be printed
 NOT_ABOUT_THE_RUN = {
     "00": {"99%": "defines p99",
-           "16%": "four recorded `labkit validate --held-out` runs on an AVX-512 EPYC VM, stated as such (zoo)",
-           "32%": "the same recorded validations (zoo; torch's held-out; ONNX Runtime's held-out, one run)",
-           "13%": "the same, held-out", "28%": "the same, held-out", "48%": "the same (the worst row)",
-           "102%": "the same (the worst row)", "9%": "the same (torch's held-out)",
-           "15%": "the same (ONNX Runtime's held-out, another run)",
-           "55%": "the same (torch's depthwise nets at batch 32)",
-           "0.66×": "the same validations' recheck of the machine's drift", "1.40×": "the same recheck"},
-    "01": {"12%": "four recorded full calibrations + validations on an AVX-512 EPYC VM, stated as such",
-           "37%": "the same recorded validations"},
+           "14%": "four recorded `labkit validate --held-out` runs on an AVX-512 EPYC VM, 2026-12-04, stated as such "
+                  "(bench/runs/2026-12-04-avx512-epyc-malloc.json.gz, malloc-0..3: zoo)",
+           "26%": "the same recorded validations (zoo)", "9%": "the same, held-out", "20%": "the same, held-out",
+           "36%": "the same (the worst row)", "46%": "the same (the worst row)",
+           "7%": "the same (torch's held-out)", "19%": "the same (torch's held-out; ViT-Tiny at 64 px)",
+           "0.96×": "the same validations' recheck of the machine's drift", "1.40×": "the same recheck",
+           "22%": "the same (the zoo's MobileNet at batch 32 in torch)", "35%": "the same",
+           "41%": "the same (ViT-Tiny at 64 px, batch 1, torch)",
+           "1.9×": "EfficientNet-B0 at batch 32 with glibc's malloc defaults against labkit's (labkit/allocator.py), "
+                   "measured once while finding the cause"},
+    "01": {"11%": "four recorded full calibrations + validations on an AVX-512 EPYC VM, 2026-12-04, stated as such",
+           "34%": "the same recorded validations", "1.40×": "the same validations' recheck of the machine's drift"},
     "03": {"90%": "the pruning target, a parameter", "75%": "the threshold's quantile, a parameter",
            "50%": "the channel-pruning ratio, a parameter", "95%": "sparse kernels' break-even, from the literature"},
     "05": {"60×": "the catalog's peak ratios (targets/), not a measurement",
