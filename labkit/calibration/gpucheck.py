@@ -22,6 +22,7 @@ datasets/devices.toml), beside the measured ceilings: a large matmul at each dty
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +94,7 @@ class GpuCheck:
             rows = [r for r in self.report.rows if r.runtime.startswith(mode)]
             for batch in sorted({r.batch for r in rows}):
                 errs = sorted(r.rel_error for r in rows if r.batch == batch)
-                lines.append(f"{mode} batch {batch:>3}: median signed {errs[len(errs) // 2]:+.0%}, "
+                lines.append(f"{mode} batch {batch:>3}: median signed {statistics.median(errs):+.0%}, "
                              f"from {errs[0]:+.0%} to {errs[-1]:+.0%} over {len(errs)} rows")
         lines += [f"no time recorded: {f}" for f in self.failed]
         return "\n".join(lines)
