@@ -161,8 +161,8 @@ def _floors(torch, dev):
     return {"eager_op_s": med / 100, "graph_kernel_s": graph / 100 if isinstance(graph, float) else graph}
 
 
-def _cases(zoo, heldout, quick):
-    names = list(ZOO) + ([] if quick else list(heldout.CASES))
+def _cases(zoo, heldout, quick, only=None):
+    names = list(only) if only else list(ZOO) + ([] if quick else list(heldout.CASES))
     for name in names:
         if "@" in name:
             yield name, heldout.build, heldout.example
@@ -170,9 +170,9 @@ def _cases(zoo, heldout, quick):
             yield name, zoo.build, zoo.example
 
 
-def _model_rows(torch, dev, zoo, heldout, quick, budget_s, log):
+def _model_rows(torch, dev, zoo, heldout, quick, budget_s, log, only=None):
     batches = (1, 32) if quick else BATCHES
-    for name, build, example in _cases(zoo, heldout, quick):
+    for name, build, example in _cases(zoo, heldout, quick, only):
         for dtype in DTYPES:
             dt = _set_dtype(torch, dtype)
             model = build(name).to(dev)
@@ -239,6 +239,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--catalog", default="h200", help="the catalog device this GPU is (datasets/devices.toml)")
     ap.add_argument("--quick", action="store_true", help="zoo only, batches 1 and 32: a dry run")
+    ap.add_argument("--models", nargs="+", default=None, help="only these zoo models or held-out cases")
     ap.add_argument("--budget-s", type=float, default=0.25, help="timing time per row and round, seconds")
     ap.add_argument("--rounds", type=int, default=2, help="passes over every row; each row keeps its fastest")
     args = ap.parse_args(argv)
@@ -284,7 +285,7 @@ def main(argv=None) -> int:
     save()
     record["rounds"] = args.rounds
     for _ in range(args.rounds):
-        for _ in _model_rows(torch, dev, zoo, heldout, args.quick, args.budget_s, log):
+        for _ in _model_rows(torch, dev, zoo, heldout, args.quick, args.budget_s, log, args.models):
             pass
         for _ in _gpt_rows(torch, dev, gpt, gptcases, args.quick, args.budget_s, log):
             pass

@@ -100,11 +100,13 @@ def test_the_measuring_script_runs_without_a_gpu_and_its_record_reads_back(tmp_p
     """bench/gpu_measure.py on the CPU (--quick), with labkit's non-torch dependencies hidden as on the GPU image."""
     out = tmp_path / "record.json"
     hide = ("import sys, runpy\nfor m in ('pydantic', 'nbformat'): sys.modules[m] = None\n"
-            f"sys.argv = ['gpu_measure.py', '--device', 'cpu', '--quick', '--budget-s', '0.01', '--out', {str(out)!r}]\n"
+            f"sys.argv = ['gpu_measure.py', '--device', 'cpu', '--quick', '--models', 'mlp', 'transformer', "
+            f"'--budget-s', '0.01', '--out', {str(out)!r}]\n"
             f"runpy.run_path({str(ROOT / 'bench' / 'gpu_measure.py')!r}, run_name='__main__')\n")
     subprocess.run([sys.executable, "-c", hide], check=True, capture_output=True, timeout=300, cwd=tmp_path)
     got = json.loads(out.read_text())
-    assert {r["model"] for r in got["rows"]} == {*lk.zoo.names(), "gpt prefill 8"}
+    assert {r["model"] for r in got["rows"]} == {"mlp", "transformer", "gpt prefill 8"}
+    assert len(got["rows"]) == 2 * 3 * 2 + 2                 # 2 models x 3 dtypes x batch 1, 32; the GPT at 2 dtypes
     assert all(len(r["eager_s_rounds"]) == 2 and r["eager_s"] == min(r["eager_s_rounds"]) for r in got["rows"])
     check = gpucheck.gpu_check(out)
     assert {r.runtime.split()[0] for r in check.report.rows} == {"eager"}      # no CUDA graph on a CPU
