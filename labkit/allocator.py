@@ -33,8 +33,8 @@ _state: str | None = None
 def steady() -> str:
     """Set glibc's malloc to keep freed memory, once per process; say what holds (lab 00).
 
-    ``"kept"``: set here; ``"system"``: LABKIT_MALLOC=system asked for glibc's defaults; ``"not glibc"``:
-    another C library, left alone.
+    ``"kept"``: set here; ``"system"``: glibc's defaults (LABKIT_MALLOC=system asked for them, or mallopt refused);
+    ``"not glibc"``: another C library, left alone.
     """
     global _state
     if _state is not None:

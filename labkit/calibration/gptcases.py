@@ -44,6 +44,22 @@ class KVSpeedup:
                 f"recomputing the {self.context + 1} tokens (predicted {self.predicted:.1f}x)")
 
 
+def step_profile(cfg, name: str, batch: int = 1, dtype: str = "fp32"):
+    """The analytic Profile of the step a row `name` times (``"gpt prefill 8"``, ``"gpt decode ctx 64"``,
+    ``"gpt recompute ctx 126"``), at `batch` and `dtype`; the GPU check (gpucheck.py) prices the same steps.
+
+    >>> from labkit.llm.model import GPTConfig
+    >>> step_profile(GPTConfig(), "gpt decode ctx 64", batch=8).batch
+    8
+    """
+    from labkit.llm.profiles import decode, prefill
+
+    kind, n = name.split()[1], int(name.split()[-1])
+    if kind == "decode":
+        return decode(cfg, n, batch=batch, dtype=dtype)
+    return prefill(cfg, n + (kind == "recompute"), batch=batch, dtype=dtype, all_logits=True)
+
+
 def cases(model, names_only: bool = False):
     """[(row name, batch, profile, fn, args)] for the small GPT `model` (lk.zoo.load("gpt").model).
 
@@ -56,13 +72,11 @@ def cases(model, names_only: bool = False):
         return [(name, b, None, None, ()) for name, b in names]
     import torch
 
-    from labkit.llm.profiles import decode, prefill
-
     cfg = model.config
     out = []
     for n in PREFILL:
         ids = torch.zeros(1, n, dtype=torch.long)
-        out.append((f"{NAME} prefill {n}", 1, prefill(cfg, n, dtype="fp32", all_logits=True),
+        out.append((f"{NAME} prefill {n}", 1, step_profile(cfg, f"{NAME} prefill {n}"),
                     lambda ids=ids: model(ids, model.new_cache(1)), ()))
     for c, b in DECODE:
         cache = model.new_cache(b)
@@ -73,9 +87,9 @@ def cases(model, names_only: bool = False):
         def step(cache=cache, token=token, c=c):
             cache.length = c                     # back to C cached tokens: the step rewrites position C
             return model(token, cache)
-        out.append((f"{NAME} decode ctx {c}", b, decode(cfg, c, batch=b, dtype="fp32"), step, ()))
+        out.append((f"{NAME} decode ctx {c}", b, step_profile(cfg, f"{NAME} decode ctx {c}", b), step, ()))
     ids = torch.zeros(1, LONG + 1, dtype=torch.long)
-    out.append((f"{NAME} recompute ctx {LONG}", 1, prefill(cfg, LONG + 1, dtype="fp32", all_logits=True),
+    out.append((f"{NAME} recompute ctx {LONG}", 1, step_profile(cfg, f"{NAME} recompute ctx {LONG}"),
                 lambda: model(ids), ()))
     return out
 

@@ -26,7 +26,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.calibration.validate import ValidationReport, ValidationRow
+from labkit.calibration.validate import ValidationReport, ValidationRow, top_class
 
 MODES = ("graph", "eager")
 
@@ -101,14 +101,18 @@ class GpuCheck:
 
 
 def records() -> list[Path]:
-    """The stored GPU records, oldest first (datasets/gpu-measured/*.json)."""
+    """The stored GPU records, oldest first (datasets/gpu-measured/*.json).
+
+    >>> records()[0].name
+    'h200-2026-12-04.json'
+    """
     from labkit.targets.catalog import datasets_dir
 
     return sorted((datasets_dir() / "gpu-measured").glob("*.json"))
 
 
 def _profiles(names):
-    """name -> (Profile at batch 1, or a function of (batch, dtype) for the small GPT's analytic steps)."""
+    """name -> a function of (batch, dtype) giving the Profile lk.estimate prices for that row."""
     from labkit.calibration import gptcases
     from labkit.calibration.validate import _source
     from labkit.llm.model import GPTConfig
@@ -116,25 +120,13 @@ def _profiles(names):
 
     out = {}
     for name in names:
-        if name.startswith(gptcases.NAME + " "):
-            out[name] = _gpt_profile(GPTConfig(), name)
-        else:
+        if name.startswith(gptcases.NAME + " "):         # the small GPT's steps: analytic profiles
+            out[name] = lambda batch, dtype, name=name: gptcases.step_profile(GPTConfig(), name, batch, dtype)
+        else:                                            # profiled once at batch 1, rescaled per row
             build, example = _source(name)
-            out[name] = profile(build(name), example(name, batch=1), name=name)
+            at_1 = profile(build(name), example(name, batch=1), name=name)
+            out[name] = lambda batch, dtype, at_1=at_1: at_1.at_batch(batch)
     return out
-
-
-def _gpt_profile(cfg, name):
-    """The analytic Profile of one of labkit.calibration.gptcases' steps, as a function of (batch, dtype)."""
-    from labkit.llm.profiles import decode, prefill
-
-    parts = name.split()                     # "gpt prefill 8", "gpt decode ctx 64", "gpt recompute ctx 126"
-    kind, n = parts[1], int(parts[-1])
-    if kind == "prefill":
-        return lambda batch, dtype: prefill(cfg, n, batch=batch, dtype=dtype, all_logits=True)
-    if kind == "decode":
-        return lambda batch, dtype: decode(cfg, n, batch=batch, dtype=dtype)
-    return lambda batch, dtype: prefill(cfg, n + 1, batch=batch, dtype=dtype, all_logits=True)   # recompute
 
 
 def _ceilings(record: dict, device) -> tuple[Ceiling, ...]:
@@ -184,13 +176,8 @@ def gpu_check(path: str | Path | None = None, progress: bool = False) -> GpuChec
     profiles = _profiles(names)
     rows = []
     for r in timed:
-        prof = profiles[r["model"]]
-        est = (estimate(prof(r["batch"], r["dtype"]), device, dtype=r["dtype"]) if callable(prof)
-               else estimate(prof, device, dtype=r["dtype"], batch=r["batch"]))
-        by_class: dict[str, float] = {}
-        for lay in est.layers:
-            by_class[lay.op_class] = by_class.get(lay.op_class, 0.0) + lay.latency_s
-        top = max(by_class, key=by_class.get)
+        est = estimate(profiles[r["model"]](r["batch"], r["dtype"]), device, dtype=r["dtype"])
+        top = top_class(est)
         for mode in MODES:
             measured = r.get(f"{mode}_s")
             if isinstance(measured, (int, float)) and measured > 0:

@@ -156,6 +156,14 @@ class ValidationReport:
                 f"{self.threads} threads)")
 
 
+def top_class(est) -> str:
+    """The op class with the largest share of an Estimate's predicted time (a ValidationRow's ``op_class``)."""
+    by_class: dict[str, float] = {}
+    for lay in est.layers:
+        by_class[lay.op_class] = by_class.get(lay.op_class, 0.0) + lay.latency_s
+    return max(by_class, key=by_class.get)
+
+
 def _set(row: ValidationRow) -> str:
     """The set a row belongs to: held-out, gpt (the small GPT's prefill/decode steps) or zoo."""
     return "held-out" if row.held_out else ("gpt" if row.model.startswith(gptcases.NAME + " ") else "zoo")
@@ -295,10 +303,7 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
                             bar.update(1)
             for (m, b, prof, _, _), measured in zip(cases, best):
                 est = estimate(prof, devices[rt], dtype=dtype)
-                by_class: dict[str, float] = {}
-                for lay in est.layers:
-                    by_class[lay.op_class] = by_class.get(lay.op_class, 0.0) + lay.latency_s
-                rows.append(ValidationRow(m, rt, b, est.latency_s, measured, max(by_class, key=by_class.get),
+                rows.append(ValidationRow(m, rt, b, est.latency_s, measured, top_class(est),
                                           held_out="@" in m))
             del cases
             if recheck:     # right after this runtime's rows, while no session of the other runtime is alive

@@ -255,7 +255,8 @@ def _malloc() -> str:
 
     return {"kept": "glibc, freed memory kept in the process (labkit/allocator.py; LABKIT_MALLOC=system: glibc's "
                     "defaults)",
-            "system": "glibc's defaults (LABKIT_MALLOC=system): torch calls may page-fault their activations in",
+            "system": "glibc's defaults (LABKIT_MALLOC=system, or mallopt refused): torch calls may page-fault their "
+                      "activations in",
             "not glibc": "not glibc: left as it is"}[steady()]
 
 
