@@ -51,6 +51,40 @@ def test_measured_step_costs_are_positive_and_additive():
     assert cost.scaled(2).step([10], [5])[0] == pytest.approx(2 * cost.step([10], [5])[0])
 
 
+def test_step_cost_fit_never_goes_negative(monkeypatch):
+    """Timings that tilt a plain least-squares fit into a negative prefill intercept and a negative decode slope
+    (the CI failure of 2026-12-04: prefill_base_s = -0.22 ms) still fit non-negative coefficients."""
+    import types
+
+    import numpy as np
+
+    from labkit.deploy import gpt_engine
+
+    class Fake:
+        config, slots, last = types.SimpleNamespace(context=128), 4, 0.0
+
+        def decode(self, slots, last, lens):       # faster with more context: a plain fit's K slope < 0
+            self.last = 1e-3 + 2e-4 * len(slots) - 1e-7 * len(slots) * lens[0]
+
+        def prefill(self, slot, ids):               # steep from n=4 on: a plain fit's intercept < 0
+            self.last = 1e-4 if len(ids) == 4 else 1e-4 * len(ids) - 2e-3
+
+    fake = Fake()
+
+    def timed(fn, repeats):
+        fn()
+        return fake.last
+
+    monkeypatch.setattr(gpt_engine, "_best_time", timed)
+    ns = [4, 32, 64, 126]
+    plain = np.polyfit(ns, [1e-4 if n == 4 else 1e-4 * n - 2e-3 for n in ns], 1)
+    assert plain[1] < 0                               # the mutant (a plain fit) would fail below
+    cost = gpt_engine.fit_step_cost(fake, 4, 1)
+    assert min(cost.decode_base_s, cost.decode_per_seq_s, cost.decode_per_ctx_s) >= 0
+    assert cost.prefill_base_s >= 0 and cost.prefill_per_token_s > 0
+    assert cost.decode_base_s > 0 and cost.fit_error > 0.5         # a poor fit is reported, not hidden
+
+
 def _w(prompt_tokens, output_tokens, arrival=None):
     n = len(prompt_tokens)
     return lk.deploy.Workload(arrival if arrival is not None else [0.01 * i for i in range(n)],

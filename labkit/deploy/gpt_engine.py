@@ -140,7 +140,10 @@ def _best_time(fn, repeats: int) -> float:
 def fit_step_cost(engine: Engine, max_batch: int = 8, repeats: int = 7, where: str = "measured here") -> GPTStepCost:
     """Time `engine`'s prefill and batched decode on a small grid and fit ``GPTStepCost`` (the fastest of
     `repeats` calls each: the cost without contention; ``ServedLLM.dilation`` says how much slower it ran in service).
-    Decode is fitted in S and K; a slope that noise makes negative is dropped and the rest refitted."""
+    Both fits are non-negative least squares (scipy's ``nnls``): noise can tilt a plain fit into a negative
+    intercept or slope, which no step has."""
+    from scipy.optimize import nnls
+
     from labkit.llm.archs import config
 
     ctx = engine.config.context
@@ -151,20 +154,11 @@ def fit_step_cost(engine: Engine, max_batch: int = 8, repeats: int = 7, where: s
             slots, last, lens = list(range(S)), [0] * S, [length] * S
             rows.append((1.0, S, S * (length + 1)))
             ys.append(_best_time(lambda s=slots, t=last, n=lens: engine.decode(s, t, n), repeats))
-    X, y = np.array(rows), np.array(ys)
-    keep = [0, 1, 2]
-    while True:
-        coef = np.linalg.lstsq(X[:, keep], y, rcond=None)[0]
-        if (coef[1:] >= 0).all() or len(keep) == 1:
-            break
-        keep.pop(1 + int(np.argmin(coef[1:])))
-    dec = np.zeros(3)
-    dec[keep] = coef
+    X = np.array(rows)
+    dec = nnls(X, np.array(ys))[0]
     ns = [4, ctx // 4, ctx // 2, ctx - 2]
     pre_y = [_best_time(lambda n=n: engine.prefill(0, [0] * n), repeats) for n in ns]
-    pre = np.polyfit(ns, pre_y, 1)
-    if pre[0] < 0:
-        pre = np.array([0.0, float(np.mean(pre_y))])
+    pre = nnls(np.array([[n, 1.0] for n in ns]), np.array(pre_y))[0]          # (q, p): np.polyval's order
     fitted = list(X @ dec) + list(np.polyval(pre, ns))
     err = float(np.max(np.abs(np.array(fitted) / np.array(ys + pre_y) - 1)))
     return GPTStepCost(float(dec[0]), float(dec[1]), float(dec[2]), float(pre[1]), float(pre[0]), len(fitted), err,
