@@ -68,11 +68,11 @@ def test_predictions_are_lk_estimate_at_the_rows_batch(check, name, batch, dtype
     assert len(got) == 2 and got == [pytest.approx(expected, rel=1e-9)] * 2
 
 
-def test_the_gpts_rows_use_its_prefill_and_decode_profiles(check):
-    cfg = lk.zoo.load("gpt").model.config
-    cases = {"gpt decode ctx 64": lk.llm.decode(cfg, 64, batch=8, dtype="bf16"),
-             "gpt prefill 32": lk.llm.prefill(cfg, 32, batch=1, dtype="bf16", all_logits=True),
-             "gpt recompute ctx 126": lk.llm.prefill(cfg, 127, batch=1, dtype="bf16", all_logits=True)}
+def test_the_gpts_rows_use_its_eager_prefill_and_decode_profiles(check):
+    cfg = lk.zoo.load("gpt").model.config        # the record times the eager torch forward, one kernel per op
+    cases = {"gpt decode ctx 64": lk.llm.decode(cfg, 64, batch=8, dtype="bf16", eager=True),
+             "gpt prefill 32": lk.llm.prefill(cfg, 32, batch=1, dtype="bf16", all_logits=True, eager=True),
+             "gpt recompute ctx 126": lk.llm.prefill(cfg, 127, batch=1, dtype="bf16", all_logits=True, eager=True)}
     for name, prof in cases.items():
         rows = [r for r in check.report.rows if r.model == name and r.runtime == "graph bf16"]
         assert rows and all(r.predicted_s == pytest.approx(lk.estimate(prof, "h200", "bf16").latency_s, rel=1e-9)
@@ -114,17 +114,19 @@ def test_the_measuring_script_runs_without_a_gpu_and_its_record_reads_back(tmp_p
 
 
 def test_the_readmes_words_on_gpu_error_are_true_of_the_stored_run(check):
-    """README.md ("How honest is the simulator?"): about 40% in graph mode, too slow at batch 1 and too fast at
+    """README.md ("How honest is the simulator?"): about 45% in graph mode, too slow at batch 1 and too fast at
     batch 256, and most of an eager call missed. A new record that changes this must change the README."""
     graph = [r for r in check.report.rows if r.runtime.startswith("graph")]
     eager = [r for r in check.report.rows if r.runtime.startswith("eager")]
     med = validate_mod._median
-    assert 0.3 <= med([abs(r.rel_error) for r in graph]) <= 0.5
+    assert 0.4 <= med([abs(r.rel_error) for r in graph]) <= 0.5
+    gpt = [r.rel_error for r in graph if r.model.startswith("gpt")]
+    assert med(gpt) > 0.3 and check.overhead_s == pytest.approx(5e-6) and check.graph_kernel_s < 2e-6
     assert med([r.rel_error for r in graph if r.batch == 1]) > 0.2
     assert med([r.rel_error for r in graph if r.batch == 256]) < -0.2
     assert med([r.rel_error for r in eager]) < -0.5
     text = (ROOT / "README.md").read_text()
-    assert "about 40% in the GPU's own time" in text and "too slow at batch 1 and too fast at batch 256" in text
+    assert "about 45% in the GPU's own time" in text and "where a kernel in a graph costs about\n1 µs" in text and "too slow at batch 1 and too fast at batch 256" in text
 
 
 def test_the_scatter_plot_gives_each_mode_and_dtype_its_colour(check):

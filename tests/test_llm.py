@@ -126,6 +126,41 @@ def test_analytic_decode_step_flops_match_torchs_flop_counter(gpt):
     assert 2 * lk.llm.decode("gpt", 40, dtype="fp32").macs == counter.get_total_flops()
 
 
+@pytest.mark.parametrize("past, new", [(0, 9), (40, 1)])
+def test_eager_profile_has_one_layer_per_kernel_of_the_real_forward(gpt, past, new):
+    """Oracle: torch's profiler counts the small GPT's kernels (with its cache, as ``labkit validate`` times it);
+    ``eager=True`` has a layer for each, the default (fused) profile fewer, and both the same FLOPs. Left out on
+    both sides: the views, and the causal mask a prefill with a cache builds in each block (index arithmetic)."""
+    from collections import Counter
+
+    from torch.profiler import ProfilerActivity, profile
+
+    cache = gpt.model.new_cache()
+    with torch.inference_mode():
+        if past:
+            gpt.model(torch.zeros(1, past, dtype=torch.long), cache)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            gpt.model(torch.zeros(1, new, dtype=torch.long), cache)
+    ran = Counter()
+    for e in prof.events():
+        if e.name == "aten::copy_" and len(e.input_shapes[0]) == 4:     # the K and V written into the cache
+            ran["copy"] += 1
+        elif e.name == "aten::add" and not all(e.input_shapes[:2]):      # the mask's index + start
+            continue
+        elif e.name in ("aten::linear", "aten::layer_norm", "aten::gelu", "aten::add",
+                        "aten::scaled_dot_product_attention", "aten::embedding"):
+            ran[e.name[6:]] += 1
+    kw = dict(dtype="fp32", eager=True)
+    eager = lk.llm.decode("gpt", past, **kw) if new == 1 else lk.llm.prefill("gpt", new, all_logits=True, **kw)
+    names = {"layernorm": "layer_norm", "attention": "scaled_dot_product_attention"}
+    assert Counter(names.get(lay.op, lay.op) for lay in eager.layers) == ran
+    fused = lk.llm.decode("gpt", past, dtype="fp32") if new == 1 else lk.llm.prefill("gpt", new, dtype="fp32",
+                                                                                       all_logits=True)
+    assert len(fused.layers) < len(eager.layers) and fused.flops == eager.flops and fused.params == eager.params
+    assert fused.weight_bytes == eager.weight_bytes
+    assert sum(lay.bytes for lay in eager.layers) > sum(lay.bytes for lay in fused.layers)
+
+
 def test_decode_profile_reads_the_kv_cache_and_kv_size_matches_the_real_cache(gpt):
     cfg = lk.llm.config("llama-3.1-8b")
     short, long = lk.llm.decode(cfg, 0), lk.llm.decode(cfg, 4096)

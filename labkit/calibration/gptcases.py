@@ -56,8 +56,8 @@ def step_profile(cfg, name: str, batch: int = 1, dtype: str = "fp32"):
 
     kind, n = name.split()[1], int(name.split()[-1])
     if kind == "decode":
-        return decode(cfg, n, batch=batch, dtype=dtype)
-    return prefill(cfg, n + (kind == "recompute"), batch=batch, dtype=dtype, all_logits=True)
+        return decode(cfg, n, batch=batch, dtype=dtype, eager=True)
+    return prefill(cfg, n + (kind == "recompute"), batch=batch, dtype=dtype, all_logits=True, eager=True)
 
 
 def cases(model, names_only: bool = False):

@@ -6,7 +6,13 @@ Prefill of n is one sequence (0, n); a decode step at position n is (n, 1); an e
 batching (lab 09) mixes both: ``lk.llm.step(cfg, decode_contexts=[300, 41], prefill=[(0, 128)])``.
 Per transformer block the layers are: norm1, qkv (one fused GEMM), attention, out, norm2, mlp_up (gate and
 up fused for SwiGLU, activation included), mlp_down; plus the embedding lookup, the final norm and the output
-head. Counting conventions:
+head: the kernels of a serving engine, which fuses the residual adds, the activation and the KV-cache write into
+their neighbours. ``eager=True`` profiles what an unfused eager forward runs instead (the small GPT in torch,
+timed by ``labkit validate``): each block also has ``k_write`` and ``v_write`` (the new keys and values copied
+into the cache), ``act`` (the activation; SiLU x gate for SwiGLU) and ``residual1`` / ``residual2`` (the adds);
+learned positions are a second lookup (``pos_embed``) and an add (``pos_add``). The FLOPs are the same either
+way; an eager step moves more bytes and runs more kernels.
+Counting conventions:
 
 * The linears see every new token of the step (M = total new tokens): their weights are read once per step,
   which is why batching decode steps raises arithmetic intensity (the batching knee, lab 08).
@@ -40,7 +46,7 @@ def _weights(n: int, scale: float) -> int:
 
 
 def _build(cfg: LLMConfig, seqs: list[tuple[int, int]], batch: int, dtype: str, weight_bits: float | None,
-           all_logits: bool, name: str) -> Profile:
+           all_logits: bool, name: str, eager: bool = False) -> Profile:
     dtype = normalize_dtype(dtype)
     wscale = 1.0 if weight_bits is None else weight_bits / (8 * dtype_bytes(dtype))
     d, qd, kvd, f, v = cfg.d_model, cfg.q_dim, cfg.kv_dim, cfg.ffn, cfg.vocab
@@ -58,9 +64,18 @@ def _build(cfg: LLMConfig, seqs: list[tuple[int, int]], batch: int, dtype: str, 
 
     emb_params = v * d + (cfg.context * d if cfg.learned_positions else 0)
     rows = n_new * d * (2 if cfg.learned_positions else 1)          # only the looked-up rows are read
-    add("embed", "embedding", "memory", ("input",), 0, n_new * d * (1 if cfg.learned_positions else 0),
-        emb_params, _weights(rows, wscale), n_new, n_new * d, (n_new, d))
-    prev = "embed"
+    if eager and cfg.learned_positions:                              # two lookups and an add
+        add("embed", "embedding", "memory", ("input",), 0, 0, v * d, _weights(n_new * d, wscale), n_new, n_new * d,
+            (n_new, d))
+        add("pos_embed", "embedding", "memory", ("input",), 0, 0, cfg.context * d, _weights(n_new * d, wscale),
+            n_new, n_new * d, (n_new, d))
+        add("pos_add", "add", "elementwise", ("embed", "pos_embed"), 0, n_new * d, 0, 0, 2 * n_new * d, n_new * d,
+            (n_new, d))
+        prev = "pos_add"
+    else:
+        add("embed", "embedding", "memory", ("input",), 0, n_new * d * (1 if cfg.learned_positions else 0),
+            emb_params, _weights(rows, wscale), n_new, n_new * d, (n_new, d))
+        prev = "embed"
     for i in range(cfg.layers):
         p = f"block{i}."
         add(p + "norm1", "layernorm" if cfg.layernorm else "rmsnorm", "norm", (prev,), 0, NORM_FLOPS * n_new * d,
@@ -69,21 +84,42 @@ def _build(cfg: LLMConfig, seqs: list[tuple[int, int]], batch: int, dtype: str, 
         add(p + "qkv", "linear", "matmul", (p + "norm1",), n_new * qkv_w, b * n_new * (qd + 2 * kvd),
             qkv_w + b * (qd + 2 * kvd), _weights(qkv_w + b * (qd + 2 * kvd), wscale), n_new * d,
             n_new * (qd + 2 * kvd), (n_new, qd + 2 * kvd), (1, n_new, d, qd + 2 * kvd))
+        if eager:
+            for kv in "kv":
+                add(p + kv + "_write", "copy", "memory", (p + "qkv",), 0, 0, 0, 0, n_new * kvd, n_new * kvd,
+                    (n_new, kvd))
         att_macs = sum(2 * new * c * qd for (_, new), c in zip(seqs, ctx))
         kv_read = sum(2 * c * kvd for c in ctx)
         longest = max(ctx)
-        add(p + "attention", "attention", "attention", (p + "qkv",), att_macs,
+        add(p + "attention", "attention", "attention", (p + "v_write" if eager else p + "qkv",), att_macs,
             sum(5 * new * c * cfg.heads for (_, new), c in zip(seqs, ctx)), 0, 0, n_new * qd + kv_read,
             n_new * qd, (n_new, qd), (len(seqs) * cfg.heads, max(new for _, new in seqs), cfg.head_dim, longest))
         add(p + "out", "linear", "matmul", (p + "attention",), n_new * qd * d, b * n_new * d,
             qd * d + b * d, _weights(qd * d + b * d, wscale), n_new * qd, n_new * d, (n_new, d), (1, n_new, qd, d))
-        add(p + "norm2", "layernorm" if cfg.layernorm else "rmsnorm", "norm", (p + "out",), 0,
-            NORM_FLOPS * n_new * d + n_new * d, norm_w, norm_w, 2 * n_new * d, n_new * d, (n_new, d))
-        add(p + "mlp_up", "linear", "matmul", (p + "norm2",), n_new * d * up, ACT_FLOPS * n_new * f + b * n_new * up,
-            d * up + b * up, _weights(d * up + b * up, wscale), n_new * d, n_new * f, (n_new, f), (1, n_new, d, up))
-        add(p + "mlp_down", "linear", "matmul", (p + "mlp_up",), n_new * f * d, n_new * d + b * n_new * d,
+        prev = p + "out"
+        if eager:
+            add(p + "residual1", "add", "elementwise", (prev,), 0, n_new * d, 0, 0, 2 * n_new * d, n_new * d,
+                (n_new, d))
+            prev = p + "residual1"
+        add(p + "norm2", "layernorm" if cfg.layernorm else "rmsnorm", "norm", (prev,), 0,
+            NORM_FLOPS * n_new * d + (0 if eager else n_new * d), norm_w, norm_w, (1 if eager else 2) * n_new * d,
+            n_new * d, (n_new, d))
+        add(p + "mlp_up", "linear", "matmul", (p + "norm2",), n_new * d * up,
+            (0 if eager else ACT_FLOPS * n_new * f) + b * n_new * up, d * up + b * up,
+            _weights(d * up + b * up, wscale),
+            n_new * d, n_new * (up if eager else f), (n_new, up if eager else f), (1, n_new, d, up))
+        prev = p + "mlp_up"
+        if eager:
+            add(p + "act", "silu" if cfg.gated_mlp else "gelu", "elementwise", (prev,), 0, ACT_FLOPS * n_new * f, 0, 0,
+                n_new * up, n_new * f, (n_new, f))
+            prev = p + "act"
+        add(p + "mlp_down", "linear", "matmul", (prev,), n_new * f * d, (0 if eager else n_new * d) + b * n_new * d,
             f * d + b * d, _weights(f * d + b * d, wscale), n_new * f, n_new * d, (n_new, d), (1, n_new, f, d))
         prev = p + "mlp_down"
+        if eager:
+            add(p + "residual2", "add", "elementwise", (prev,), 0, n_new * d, 0, 0, 2 * n_new * d, n_new * d,
+                (n_new, d))
+            prev = p + "residual2"
     add("norm", "layernorm" if cfg.layernorm else "rmsnorm", "norm", (prev,), 0, NORM_FLOPS * n_new * d,
         norm_w, norm_w, n_new * d, n_new * d, (n_new, d))
     m = n_new if all_logits else len(seqs)
@@ -98,10 +134,11 @@ def _cfg(model) -> LLMConfig:
 
 
 def prefill(model, tokens: int, batch: int = 1, dtype: str = "fp16", weight_bits: float | None = None,
-            all_logits: bool = False) -> Profile:
+            all_logits: bool = False, eager: bool = False) -> Profile:
     """The prompt pass: `batch` sequences of `tokens` tokens each, from an empty cache (lab 08).
 
-    ``lk.estimate(prefill(...), device, dtype)`` is the time to first token.
+    ``lk.estimate(prefill(...), device, dtype)`` is the time to first token. ``eager=True``: the unfused kernels
+    of an eager forward (the module docstring lists them).
 
     >>> import labkit as lk
     >>> p = lk.llm.prefill("llama-3.1-8b", 512)
@@ -112,10 +149,12 @@ def prefill(model, tokens: int, batch: int = 1, dtype: str = "fp16", weight_bits
     check_int("tokens", tokens, 1)
     check_int("batch", batch, 1)
     _fits(cfg, tokens)
-    return _build(cfg, [(0, tokens)] * batch, batch, dtype, weight_bits, all_logits, f"{cfg.name} prefill {tokens}")
+    return _build(cfg, [(0, tokens)] * batch, batch, dtype, weight_bits, all_logits, f"{cfg.name} prefill {tokens}",
+                  eager)
 
 
-def decode(model, context: int, batch: int = 1, dtype: str = "fp16", weight_bits: float | None = None) -> Profile:
+def decode(model, context: int, batch: int = 1, dtype: str = "fp16", weight_bits: float | None = None,
+           eager: bool = False) -> Profile:
     """One decode step: each of `batch` sequences adds 1 token after `context` cached ones (lab 08).
 
     Its bytes include reading the KV cache of all ``context + 1`` positions; the estimate is the time per output
@@ -130,7 +169,8 @@ def decode(model, context: int, batch: int = 1, dtype: str = "fp16", weight_bits
     check_int("context", context, 0)
     check_int("batch", batch, 1)
     _fits(cfg, context + 1)
-    return _build(cfg, [(context, 1)] * batch, batch, dtype, weight_bits, False, f"{cfg.name} decode @{context}")
+    return _build(cfg, [(context, 1)] * batch, batch, dtype, weight_bits, False, f"{cfg.name} decode @{context}",
+                  eager)
 
 
 def step(model, decode_contexts=(), prefill=(), dtype: str = "fp16", weight_bits: float | None = None) -> Profile:
