@@ -15,6 +15,18 @@ Not part of ``make bench`` or pytest. It prints two tables:
 ``labkit.targets.switches`` gives a layer's share of the cold cost by the bytes moved since its *op* last ran
 (the code and dispatch path), and the weights' re-fetch goes with that share. Run against a calibration
 (``labkit calibrate``) to compare.
+
+What it showed (2026-12-04, the 2-core Zen 4 VM, 32 MiB L3): a 192x576 linear on 17 tokens cost 1-2 µs more at
+1.7-6.8 MiB of weights, 18 µs at 13.5 MiB and 41-43 µs at 27-54 MiB (10-11 GB/s of weights); ViT-Tiny@64's
+linears 72 µs each through its 12 blocks, 43 µs with one block repeated, where ``lk.estimate`` charged 44 µs.
+A linear that follows a linear keeps its code hot, so its weights' re-fetch gets a share near 0.
+
+Tried and not kept: the weights' share by the bytes of the whole call (``1 - exp(-B / 16 MiB)``), fitted
+jointly as before and compared with the current model on one set of measurements (one calibration's points,
+one validation's timings). The fitted rate went from 6.4 to 12.8 GB/s; ViT-Tiny@64 b1 went from -29.5% to
+-17.1% and ResNet-18@64 b1 from -13.1% to +1.4%, but ResNet-34@96 b1 from +18.9% to +31.8% and ResNet-18@128 b1
+from +4.4% to +12.8%: held-out median |error| 12.2% -> 13.3%. One rate cannot price both a linear's packing
+(strided reads, ~10 GB/s) and a conv's weights; the next step is to measure the convs' re-fetch the same way.
 """
 
 from __future__ import annotations
