@@ -6,12 +6,12 @@ Prefill of n is one sequence (0, n); a decode step at position n is (n, 1); an e
 batching (lab 09) mixes both: ``lk.llm.step(cfg, decode_contexts=[300, 41], prefill=[(0, 128)])``.
 Per transformer block the layers are: norm1, qkv (one fused GEMM), attention, out, norm2, mlp_up (gate and
 up fused for SwiGLU, activation included), mlp_down; plus the embedding lookup, the final norm and the output
-head: the kernels of a serving engine, which fuses the residual adds, the activation and the KV-cache write into
-their neighbours. ``eager=True`` profiles what an unfused eager forward runs instead (the small GPT in torch,
-timed by ``labkit validate``): each block also has ``k_write`` and ``v_write`` (the new keys and values copied
-into the cache), ``act`` (the activation; SiLU x gate for SwiGLU) and ``residual1`` / ``residual2`` (the adds);
-learned positions are a second lookup (``pos_embed``) and an add (``pos_add``). The FLOPs are the same either
-way; an eager step moves more bytes and runs more kernels.
+head, with the elementwise work (the residual adds, the activation, the KV-cache write) folded into its
+neighbours, as a compiler that fuses them would run it. ``eager=True`` profiles what an unfused eager forward
+runs instead (the small GPT in torch, timed by ``labkit validate``): each block also has ``k_write`` and
+``v_write`` (the new keys and values copied into the cache), ``act`` (the activation; SiLU x gate for SwiGLU)
+and ``residual1`` / ``residual2`` (the adds); learned positions are a second lookup (``pos_embed``) and an add
+(``pos_add``). The FLOPs are the same either way; an eager step moves more bytes and runs more kernels.
 Counting conventions:
 
 * The linears see every new token of the step (M = total new tokens): their weights are read once per step,
