@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/cpu_states.py [--seconds 150]
 
-Not part of ``make bench`` or pytest. Over and over (a few samples a second) it times a small conv (32 channels, 3x3, 16x16, batch 1) with
-one torch thread and with two, and ResNet-18 at 64 px (labkit's held-out set) with two, then prints each
-state's share of the time and the ResNet's median in each.
+Not part of ``make bench`` or pytest. Over and over (a few samples a second) it times a small conv (32 channels,
+3x3, 16x16, batch 1) with one torch thread and with two, and ResNet-18 at 64 px (labkit's held-out set) with
+two, then prints each state's share of the time and the ResNet's median in each. ``labkit validate`` takes the
+same conv sample during calibration and validation (labkit.calibration.cpustate).
 
 What it showed (2026-12-04, the 2-core Zen 4 Firecracker VM of labs 00/01, nothing else running, guest steal
 time 0): the VM switches, every 5 to 100 s, between two states.

@@ -172,3 +172,49 @@ def test_drift_is_the_median_of_now_over_then(monkeypatch):
     report = validate_mod.ValidationReport((validate_mod.ValidationRow("m", "torch", 1, 1.0, 1.0),), dtype="fp32",
                                            threads=2, duration_s=0.0, drift=(d,))
     assert "note: torch ran its calibration benchmarks 1.35x as long" in report.table()
+
+
+def test_cpu_states_are_sampled_while_calibrating_and_validating(cached):
+    """The probe runs in both phases (torch, 2 threads): the calibration keeps its count, the report both, in the
+    table only when a sample lagged and in the JSON always."""
+    import torch
+
+    cal = calibrate_mod.load("torch")
+    lagged, samples = cal.cpu_lagging
+    assert torch.get_num_threads() < 2 or (samples >= 3 and 0 <= lagged <= samples)
+    assert calibrate_mod.load("onnxruntime").cpu_lagging == (0, 0)     # no probe beside ORT's threads
+    report = validate_mod.validate(models=["mlp", "cnn"], runtimes=("torch",), batches=(1,), progress=False,
+                                   min_time_s=0.05, recheck=False)
+    if torch.get_num_threads() >= 2:
+        then, now = report.cpu_states
+        assert (then.phase, then.lagging, then.samples) == ("calibrating", lagged, samples)
+        assert now.phase == "validating" and now.samples == 3       # 2 cases, one sample per pass of ROUNDS
+        got = json.loads(json.dumps(report.to_json()))["cpu_lagging"]
+        assert got["validating"] == {"lagging": now.lagging, "samples": 3}
+        assert ("second CPU lagged" in report.table()) == bool(then.lagging or now.lagging)
+
+
+def test_cpu_state_sample_restores_threads_and_reads_a_lag(monkeypatch):
+    import torch
+
+    from labkit.calibration import cpustate
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert cpustate.sample() is None                       # nothing to compare with one thread
+        torch.set_num_threads(2)
+        assert cpustate.sample() in (True, False) and torch.get_num_threads() == 2
+        # the decision: the parallel run against LAG x the one-thread run (oracle: the VM's two states)
+        assert cpustate.lags(87e-6, 240e-6) and not cpustate.lags(87e-6, 86e-6)
+        assert not cpustate.lags(1.0, cpustate.LAG) and cpustate.lags(1.0, cpustate.LAG * 1.001)
+        calls = iter([False, True, None, True])
+        monkeypatch.setattr(cpustate, "sample", lambda: next(calls))
+        states = cpustate.CpuStates("validating")
+        for _ in range(4):
+            states.take()
+        assert (states.lagging, states.samples, states.share) == (2, 3, pytest.approx(2 / 3))
+    finally:
+        torch.set_num_threads(before)
+    note = cpustate.note([cpustate.CpuStates("calibrating", 0, 19), states])
+    assert "0 of 19 samples while calibrating and 2 of 3 samples while validating" in note

@@ -196,9 +196,10 @@ def _models(quick: bool, net_seeds=None):
 
 
 def run(runtime: str, quick: bool = False, progress: bool = True, num_threads: int | None = None,
-        net_seeds=None, batches=microbench.BATCHES):
+        net_seeds=None, batches=microbench.BATCHES, states=None):
     """Measure every benchmark for `runtime`; returns (peaks dict, points) where each point is
-    ``(name, [(op_class, op, flops, bytes) per profiled layer], measured_s)`` for one model call."""
+    ``(name, [(op_class, op, flops, bytes) per profiled layer], measured_s)`` for one model call. `states`
+    (a ``labkit.calibration.cpustate.CpuStates``) takes a sample every SAMPLE_EVERY benchmarks."""
     import torch
 
     num_threads = int(num_threads or torch.get_num_threads())
@@ -218,7 +219,7 @@ def run(runtime: str, quick: bool = False, progress: bool = True, num_threads: i
                 cases += _cases(runtime, name, build, batches, num_threads, os.path.join(tmp, str(i)))
                 if bar is not None:
                     bar.update(1)
-            best = _best(peaks + cases, budget_s, bar, n_quiet=len(peaks))
+            best = _best(peaks + cases, budget_s, bar, n_quiet=len(peaks), states=states)
     finally:
         if bar is not None:
             bar.close()
@@ -247,12 +248,17 @@ def retime(runtime: str, quick: bool, fresh, n_models: int = 10, num_threads: in
     return {name: _explained_s(t, fresh_bytes, fresh) for (name, _, _, _, fresh_bytes), t in zip(cases, best)}
 
 
-def _best(todo, budget_s: float, bar=None, n_quiet: int = 0) -> list[float]:
+SAMPLE_EVERY = 40   # benchmarks between two samples of the CPUs' state (about 20 samples in a calibration)
+
+
+def _best(todo, budget_s: float, bar=None, n_quiet: int = 0, states=None) -> list[float]:
     """Each case's lowest median over ROUNDS interleaved passes (a burst of load spoils one pass of a few cases,
-    not a case); the progress bar counts the cases after the first `n_quiet`."""
+    not a case); the progress bar counts the cases after the first `n_quiet`; `states` samples the CPUs."""
     best, slow = [math.inf] * len(todo), [False] * len(todo)
     for r in range(ROUNDS):
         for k, (_, _, fn, args, _) in enumerate(todo):
+            if states is not None and k % SAMPLE_EVERY == 0:
+                states.take()
             best[k] = min(best[k], _time(fn, args, budget_s / ROUNDS, first=r == 0, slow=slow[k]))
             slow[k] = best[k] > budget_s / ROUNDS / 5
             if bar is not None and k >= n_quiet:

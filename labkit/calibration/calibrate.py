@@ -81,12 +81,14 @@ class Calibration:
     other_cpu_share: float = 0.0               # share of the CPUs other processes used while measuring
     mem_tiers: tuple = ()                      # ((working-set bytes, copy bytes/s), ...) from the caches' plateau on
     fresh_output: tuple | None = None          # (threshold bytes, s per byte) of faulting in a fresh output
+    cpu_lagging: tuple = ()                    # (samples that lagged, samples): labkit.calibration.cpustate
 
     def __post_init__(self):
         for name in ("matmul_flops_per_s", "fits", "fit_error", "versions"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         object.__setattr__(self, "points", tuple(tuple(p) for p in self.points))
         object.__setattr__(self, "mem_tiers", tuple(tuple(t) for t in self.mem_tiers))
+        object.__setattr__(self, "cpu_lagging", tuple(self.cpu_lagging))
         if self.fresh_output is not None:
             object.__setattr__(self, "fresh_output", tuple(self.fresh_output))
 
@@ -185,11 +187,14 @@ def calibrate(runtime: str = "torch", force: bool = False, quick: bool = False, 
 def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
     """Measure the benchmarks, fit every op class jointly, and package it all as a Calibration."""
     from labkit.calibration import benchrun, costfit
+    from labkit.calibration.cpustate import CpuStates
 
     t0 = time.perf_counter()
     n_threads = threads()
+    states = CpuStates("calibrating")      # torch only: ONNX Runtime's idle threads would spin beside the probe
     with OtherLoad() as other:
-        peaks, points = benchrun.run(runtime, quick=quick, progress=progress, num_threads=n_threads)
+        peaks, points = benchrun.run(runtime, quick=quick, progress=progress, num_threads=n_threads,
+                                     states=states if runtime == "torch" else None)
     # the networks (what models look like) and the single ops (what pins each class down) weigh the same
     is_net = [name.startswith("net") for name, _, _ in points]
     n_net = sum(is_net)
@@ -216,7 +221,8 @@ def _run(runtime: str, quick: bool, progress: bool) -> Calibration:
         op_overhead_s=peaks["op_overhead_s"], run_overhead_s=peaks["run_overhead_s"], fits=fits,
         fit_error={c: median(e) for c, e in errors.items() if c in fits}, duration_s=time.perf_counter() - t0,
         created=_created(), versions=cache.versions(), quick=quick, points=rows, other_cpu_share=other.share,
-        mem_tiers=peaks["mem_tiers"], fresh_output=peaks["fresh_output"])
+        mem_tiers=peaks["mem_tiers"], fresh_output=peaks["fresh_output"],
+        cpu_lagging=(states.lagging, states.samples))
 
 
 # ---- the device -----------------------------------------------------------------------------------------
@@ -310,6 +316,10 @@ def _table(cal: Calibration) -> str:
     if cal.other_cpu_share > NOTE_ABOVE:
         lines.append(f"  note: other processes used {cal.other_cpu_share:.0%} of the CPUs while measuring; on a "
                      "quiet machine run `labkit calibrate --force` again")
+    if len(cal.cpu_lagging) == 2 and cal.cpu_lagging[0]:
+        lines.append(f"  note: the second CPU lagged in {cal.cpu_lagging[0]} of {cal.cpu_lagging[1]} samples "
+                     "(labkit.calibration.cpustate: another tenant on its core); `labkit validate` says whether it "
+                     "lags there too")
     return "\n".join(lines)
 
 

@@ -33,9 +33,11 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from labkit.calibration import gptcases
+from labkit.calibration import cpustate, gptcases
 from labkit.calibration.contention import NOTE_ABOVE, OtherLoad
 from labkit.calibration.recheck import Drift
+
+SAMPLE_EVERY = 10   # torch cases between two samples of the CPUs' state (cpustate.py): about 13 in a full run
 
 RUNTIMES = ("torch", "onnxruntime")
 
@@ -75,6 +77,7 @@ class ValidationReport:
     other_cpu_share: float = 0.0     # share of the CPUs other processes used while measuring
     kv_speedup: gptcases.KVSpeedup | None = None   # the small GPT's KV cache at a long context, when measured
     drift: tuple[Drift, ...] = ()    # per runtime: the calibration's own benchmarks timed again, now / then
+    cpu_states: tuple = ()           # torch: CpuStates while calibrating and while validating (cpustate.py)
 
     @property
     def median_abs_error(self) -> float:
@@ -123,6 +126,7 @@ class ValidationReport:
                                                 for rt in dict.fromkeys(r.runtime for r in self.rows)},
                 "kv_speedup": None if self.kv_speedup is None else vars(self.kv_speedup),
                 "drift": {d.runtime: {"ratio": d.ratio, "n": d.n} for d in self.drift},
+                "cpu_lagging": {s.phase: {"lagging": s.lagging, "samples": s.samples} for s in self.cpu_states},
                 "rows": [{"model": r.model, "runtime": r.runtime, "batch": r.batch,
                           "predicted_s": r.predicted_s, "measured_s": r.measured_s,
                           "rel_error": r.rel_error, "op_class": r.op_class, "held_out": r.held_out}
@@ -146,6 +150,8 @@ class ValidationReport:
             if d.notable:
                 lines.append(f"note: {d.note()}: that much of each {d.runtime} error is the machine drifting, not "
                              "the model (`labkit calibrate --force` measures it again)")
+        if cpustate.note(self.cpu_states):
+            lines.append(cpustate.note(self.cpu_states))
         if self.other_cpu_share > NOTE_ABOVE:
             lines.append(f"note: other processes used {self.other_cpu_share:.0%} of the CPUs while measuring: "
                          "measured times are noisy (rerun on a quiet machine for the real error)")
@@ -264,7 +270,8 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
         n_gpt = len(gptcases.cases(None, names_only=True)) if gptcases.NAME in models and "torch" in runtimes else 0
         n_other = len(runtimes) * len([m for m in models if m != gptcases.NAME]) * len(batches)
         bar = tqdm(total=(n_other + n_gpt) * ROUNDS + n_other, desc="validate", unit="step", file=sys.stderr)
-    rows, drifts = [], []
+    rows, drifts, cpu_states = [], [], ()
+    states = cpustate.CpuStates("validating")
     # one runtime at a time, never an ORT session alive while torch runs: idle ORT threads spin for a
     # while after each run and would steal the cores torch is being timed on. Each (model, batch) keeps
     # its lowest median over ROUNDS passes over all of them, as the calibration does (microbench.run).
@@ -298,6 +305,8 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
             with torch.inference_mode():
                 for _ in range(ROUNDS):
                     for i, (_, _, _, fn, args) in enumerate(cases):
+                        if rt == "torch" and i % SAMPLE_EVERY == 0:      # no ORT session alive beside the probe
+                            states.take()
                         best[i] = min(best[i], lowest_median_s(fn, *args, budget_s=min_time_s / ROUNDS, rounds=1))
                         if bar is not None:
                             bar.update(1)
@@ -308,10 +317,15 @@ def validate(models=None, runtimes=RUNTIMES, batches=(1, 32), dtype: str = "fp32
             del cases
             if recheck:     # right after this runtime's rows, while no session of the other runtime is alive
                 drifts.append(drift(load_calibration(rt), n_threads))
+            if rt == "torch" and states.samples:
+                lagged = load_calibration(rt).cpu_lagging
+                states_then = (cpustate.CpuStates("calibrating", *lagged),) if len(lagged) == 2 else ()
+                cpu_states = (*states_then, states)
     if bar is not None:
         bar.close()
     return ValidationReport(tuple(rows), dtype="fp32", threads=n_threads, duration_s=time.perf_counter() - t0,
-                            other_cpu_share=other.share, kv_speedup=gptcases.speedup(rows), drift=tuple(drifts))
+                            other_cpu_share=other.share, kv_speedup=gptcases.speedup(rows), drift=tuple(drifts),
+                            cpu_states=cpu_states)
 
 
 def _gpu_cli(record, as_json: bool) -> int:
