@@ -25,24 +25,17 @@ import statistics
 import time
 
 
-def _median_s(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=150.0)
     args = ap.parse_args()
     import torch
 
+    from labkit.calibration.cpustate import lags, probe_times
     from labkit.calibration.heldout import build, example
+    from labkit.measure import lowest_median_s
 
-    conv, x = torch.nn.Conv2d(32, 32, 3, padding=1).eval(), torch.randn(1, 32, 16, 16)
+    torch.set_num_threads(2)
     net, xn = build("resnet18@64").eval(), example("resnet18@64", 1)
     rows = []
     print(f"{'t s':>5} {'conv 1T us':>11} {'conv 2T us':>11} {'resnet18@64 2T ms':>18}  state")
@@ -50,12 +43,9 @@ def main() -> None:
     t0 = time.time()
     with torch.inference_mode():
         while time.time() < t_end:
-            torch.set_num_threads(1)
-            one = _median_s(lambda: conv(x), 200)
-            torch.set_num_threads(2)
-            two = _median_s(lambda: conv(x), 200)
-            resnet = _median_s(lambda: net(xn), 20)
-            state = "lagging" if two > 1.5 * one else "in step"
+            one, two = probe_times(200)
+            resnet = lowest_median_s(net, xn, budget_s=0.2, rounds=1)
+            state = "lagging" if lags(one, two) else "in step"
             rows.append((state, resnet))
             print(f"{time.time() - t0:5.0f} {one * 1e6:11.1f} {two * 1e6:11.1f} {resnet * 1e3:18.2f}  {state}",
                   flush=True)

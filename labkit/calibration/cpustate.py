@@ -43,9 +43,9 @@ def _median_s(fn, n: int) -> float:
     return statistics.median(times)
 
 
-def sample() -> bool | None:
-    """One sample: the probe conv (32 channels, 3x3, 16x16, batch 1) with one torch thread, then with the
-    process's thread count (restored); whether it lagged (``lags``), or None when torch runs one thread."""
+def probe_times(calls: int = CALLS) -> tuple[float, float] | None:
+    """Median seconds of the probe conv (32 channels, 3x3, 16x16, batch 1) over `calls` calls with one torch
+    thread, then with the process's thread count (restored); None when torch runs one thread."""
     import torch
 
     threads = torch.get_num_threads()
@@ -60,12 +60,18 @@ def sample() -> bool | None:
         try:
             torch.set_num_threads(1)
             conv(x)
-            one = _median_s(lambda: conv(x), CALLS)
+            one = _median_s(lambda: conv(x), calls)
         finally:
             torch.set_num_threads(threads)
         conv(x)
-        parallel = _median_s(lambda: conv(x), CALLS)
-    return lags(one, parallel)
+        parallel = _median_s(lambda: conv(x), calls)
+    return one, parallel
+
+
+def sample() -> bool | None:
+    """One sample: whether the probe lagged (``lags`` of ``probe_times``), or None when torch runs one thread."""
+    times = probe_times()
+    return None if times is None else lags(*times)
 
 
 @dataclass
