@@ -37,7 +37,7 @@ from labkit.calibration import cpustate, gptcases
 from labkit.calibration.contention import NOTE_ABOVE, OtherLoad
 from labkit.calibration.recheck import Drift
 
-SAMPLE_EVERY = 10   # torch cases between two samples of the CPUs' state (cpustate.py): about 13 in a full run
+SAMPLE_EVERY = 10   # torch cases between two samples of the CPUs' state (cpustate.py): about 15 in a full run
 
 RUNTIMES = ("torch", "onnxruntime")
 
@@ -150,8 +150,9 @@ class ValidationReport:
             if d.notable:
                 lines.append(f"note: {d.note()}: that much of each {d.runtime} error is the machine drifting, not "
                              "the model (`labkit calibrate --force` measures it again)")
-        if cpustate.note(self.cpu_states):
-            lines.append(cpustate.note(self.cpu_states))
+        lagged = cpustate.note(self.cpu_states)
+        if lagged:
+            lines.append(lagged)
         if self.other_cpu_share > NOTE_ABOVE:
             lines.append(f"note: other processes used {self.other_cpu_share:.0%} of the CPUs while measuring: "
                          "measured times are noisy (rerun on a quiet machine for the real error)")
