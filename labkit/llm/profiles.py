@@ -144,6 +144,10 @@ def prefill(model, tokens: int, batch: int = 1, dtype: str = "fp16", weight_bits
     >>> p = lk.llm.prefill("llama-3.1-8b", 512)
     >>> round(p.flops / 512 / 1e9, 1)   # GFLOP per token: ~2 per weight the token meets (embeddings excluded)
     14.2
+    >>> eager = lk.llm.prefill("gpt", 8, dtype="fp32", eager=True)     # the small GPT as torch runs it
+    >>> len(eager.layers) - len(lk.llm.prefill("gpt", 8, dtype="fp32").layers), eager.flops == lk.llm.prefill(
+    ...     "gpt", 8, dtype="fp32").flops
+    (22, True)
     """
     cfg = _cfg(model)
     check_int("tokens", tokens, 1)
@@ -158,7 +162,7 @@ def decode(model, context: int, batch: int = 1, dtype: str = "fp16", weight_bits
     """One decode step: each of `batch` sequences adds 1 token after `context` cached ones (lab 08).
 
     Its bytes include reading the KV cache of all ``context + 1`` positions; the estimate is the time per output
-    token (TPOT).
+    token (TPOT). ``eager=True``: the unfused kernels of an eager forward, as for ``prefill``.
 
     >>> import labkit as lk
     >>> small, long = lk.llm.decode("llama-3.1-8b", 128), lk.llm.decode("llama-3.1-8b", 8192)
