@@ -43,7 +43,7 @@ def main() -> None:
     t0 = time.time()
     with torch.inference_mode():
         while time.time() < t_end:
-            one, two = probe_times(200)
+            one, two = probe_times(0.02)
             resnet = lowest_median_s(net, xn, budget_s=0.2, rounds=1)
             state = "lagging" if lags(one, two) else "in step"
             rows.append((state, resnet))

@@ -14,12 +14,10 @@ same small conv with one thread and with the process's threads; ``CpuStates`` co
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass
 
 LAG = 1.5            # a sample lags when the parallel run takes this many times the one-thread run (2.7x seen)
-CALLS = 30           # calls per timing: a sample costs 5-15 ms
+BUDGET_S = 0.004     # seconds per timing (lk.measure's median, at least 5 calls): a sample costs about 10-20 ms
 
 
 def lags(one_thread_s: float, parallel_s: float) -> bool:
@@ -31,22 +29,16 @@ def lags(one_thread_s: float, parallel_s: float) -> bool:
     return parallel_s > LAG * one_thread_s
 
 
-_PROBE: list = []
+_PROBE: list = []                                  # the probe conv and its input, built on first use
 
 
-def _median_s(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def probe_times(calls: int = CALLS) -> tuple[float, float] | None:
-    """Median seconds of the probe conv (32 channels, 3x3, 16x16, batch 1) over `calls` calls with one torch
-    thread, then with the process's thread count (restored); None when torch runs one thread."""
+def probe_times(budget_s: float = BUDGET_S) -> tuple[float, float] | None:
+    """Median seconds of the probe conv (32 channels, 3x3, 16x16, batch 1), timed by ``lowest_median_s`` for
+    `budget_s`, with one torch thread, then with the process's thread count (restored); None when torch runs one
+    thread."""
     import torch
+
+    from labkit.measure import lowest_median_s
 
     threads = torch.get_num_threads()
     if threads < 2:
@@ -59,12 +51,10 @@ def probe_times(calls: int = CALLS) -> tuple[float, float] | None:
     with torch.inference_mode():
         try:
             torch.set_num_threads(1)
-            conv(x)
-            one = _median_s(lambda: conv(x), calls)
+            one = lowest_median_s(conv, x, budget_s=budget_s, rounds=1)
         finally:
             torch.set_num_threads(threads)
-        conv(x)
-        parallel = _median_s(lambda: conv(x), calls)
+        parallel = lowest_median_s(conv, x, budget_s=budget_s, rounds=1)
     return one, parallel
 
 
