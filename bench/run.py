@@ -9,7 +9,8 @@ What it measures (each in its own fresh process or kernel, as a learner or instr
   ``labkit calibrate`` (both runtimes), each from a fresh cache, as wall time of the whole command;
 - ``labkit validate --held-out`` on that calibration: its tables (every prediction, and the error by set,
   runtime, op class and input size) and, per set (zoo, held-out), the median, median signed and worst error
-  against issue 12's goal (15%, 5%, 40%);
+  against issue 12's goal (15%, 5%, 40%); then the same at one thread, on a one-thread calibration made there
+  (``--threads 1``: what a shared VM's lagging second CPU does not move, labkit.calibration.cpustate);
 - ``labkit validate --gpu``: the stored run of a real H200 (datasets/gpu-measured/, by bench/gpu_measure.py)
   against ``lk.estimate`` on the catalog's "h200", per mode (CUDA graph, eager) and dtype; nothing is timed here;
 - ``labkit grade`` throughput on 1 and 2 workers in the sandbox, and on 2 with --unsafe-no-sandbox (the
@@ -103,31 +104,55 @@ VALIDATE_BUDGET = {"median |error|": 0.15, "|median signed error|": 0.05, "worst
 
 
 def bench_validation(tmp: Path, full: bool) -> list[dict]:
-    """``labkit validate --held-out`` on the calibration just measured: its tables printed, its error per set."""
+    """``labkit validate --held-out`` on the calibration just measured, then on a one-thread calibration made here
+    (``--threads 1``: the reading a shared VM's lagging second CPU does not move, labkit.calibration.cpustate):
+    each one's tables printed, its error per set against issue 12's goal."""
+    rows = _validation(kernel_env(tmp / f"calibration-cache-{1 if full else 0}"), [])  # what bench_calibration measured
+    if _threads_here() > 1:
+        env = kernel_env(tmp / "calibration-cache-1-thread")
+        args = ["--threads", "1", "--runtime", "all", *([] if full else ["--quick"])]
+        seconds, out = _timed([LABKIT, "calibrate", *args], env, timeout_s=900)
+        rows.append(_row(f"calibrate {' '.join(args)}", seconds, "s",
+                         note="" if out.returncode == 0 else f"exit {out.returncode}: {out.stderr.strip()[-200:]}"))
+        rows += _validation(env, ["--threads", "1"])
+    return rows
+
+
+def _threads_here() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _validation(env: dict[str, str], extra: list[str]) -> list[dict]:
+    from labkit.calibration.cpustate import CpuStates
     from labkit.calibration.recheck import Drift
     from labkit.calibration.validate import ValidationReport, ValidationRow
 
-    env = kernel_env(tmp / f"calibration-cache-{1 if full else 0}")     # what bench_calibration measured
-    seconds, out = _timed([LABKIT, "validate", "--held-out", "--json"], env, timeout_s=1800)
+    seconds, out = _timed([LABKIT, "validate", "--held-out", "--json", *extra], env, timeout_s=1800)
     if out.returncode not in (0, 1):
         return [_row("labkit validate --held-out", None, "", note=f"exit {out.returncode}: {out.stderr.strip()[-200:]}")]
     d = json.loads(out.stdout)
     fields = ("model", "runtime", "batch", "predicted_s", "measured_s", "op_class", "held_out")
     drift = tuple(Drift(rt, v["ratio"], v["n"]) for rt, v in d.get("drift", {}).items())
+    states = tuple(CpuStates(phase, v["lagging"], v["samples"]) for phase, v in d.get("cpu_lagging", {}).items())
     report = ValidationReport(tuple(ValidationRow(**{k: r[k] for k in fields}) for r in d["rows"]), d["dtype"], d["threads"],
-                              d["duration_s"], d["other_cpu_share"], drift=drift)
+                              d["duration_s"], d["other_cpu_share"], drift=drift, cpu_states=states)
+    who = f"{report.threads} thread{'s' if report.threads > 1 else ''}"
+    print(f"\nlabkit validate --held-out {' '.join(extra)} ({who})")
     print(report.table())
     for key in ("set", "runtime", "op_class", "size"):
         print(report.by(key).to_string(float_format=lambda v: f"{v:+.1%}" if abs(v) < 10 else f"{v:g}"))
-    rows = [_row("labkit validate --held-out", seconds, "s", note=f"{len(report.rows)} predictions; other processes "
-                 f"used {report.other_cpu_share:.0%} of the CPUs")]
-    rows += [_row(f"validate: {dr.runtime} machine now / at calibration", dr.ratio, "ratio",
+    lagged = "; ".join(str(s) for s in states) or "no CPU-state sample (one thread)"
+    rows = [_row(f"labkit validate --held-out ({who})", seconds, "s", note=f"{len(report.rows)} predictions; other "
+                 f"processes used {report.other_cpu_share:.0%} of the CPUs; lagging: {lagged}")]
+    rows += [_row(f"validate ({who}): {dr.runtime} machine now / at calibration", dr.ratio, "ratio",
                   note=f"{dr.n} of the calibration's benchmarks timed again") for dr in drift]
     for name, group in report.by("set").iterrows():
         for what, value in (("median |error|", group["median_abs_error"]),
                             ("|median signed error|", abs(group["median_signed_error"])),
                             ("worst |error|", group["worst_abs_error"])):
-            rows.append(_row(f"validate {name}: {what}", float(value), "ratio", VALIDATE_BUDGET[what],
+            rows.append(_row(f"validate ({who}) {name}: {what}", float(value), "ratio", VALIDATE_BUDGET[what],
                              f"{int(group['n'])} predictions"))
     return rows
 

@@ -76,6 +76,30 @@ def test_cli_json_exits_0(cached, capsys):
     assert out["rows"][0]["model"] == "mlp" and math.isfinite(out["median_abs_error"])
 
 
+def test_threads_option_calibrates_and_validates_at_that_count(cached, capsys):
+    """`--threads 1` (the reading a shared VM's lagging second CPU does not move): calibrate makes a calibration
+    of its own (a second cache file), validate uses it, reports one thread, and samples no CPU state."""
+    import torch
+
+    from labkit.calibration import cache
+
+    before = torch.get_num_threads()
+    try:
+        assert calibrate_mod.cli(["--threads", "1", "--runtime", "torch", "--quick", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["torch"]["threads"] == 1
+        assert cache.cache_path(1).exists() and cache.threads() == 1
+        torch.set_num_threads(before)
+        code = validate_mod.cli(["--threads", "1", "--models", "mlp", "--runtimes", "torch", "--batches", "1",
+                                 "--quick", "--json", "--no-recheck"])
+        assert code == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["threads"] == 1 and out["rows"][0]["measured_s"] > 0 and out["cpu_lagging"] == {}
+        assert validate_mod.cli(["--threads", "0", "--models", "mlp"]) == 2
+        assert "threads must be an int in [1, " in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_lk_validate_is_the_function():
     assert callable(lk.validate) and callable(lk.calibrate)
 

@@ -52,6 +52,26 @@ def threads() -> int:
     return int(torch.get_num_threads())
 
 
+def use_threads(n: int) -> int:
+    """Make torch (and so every calibration, estimate and measurement here) run `n` threads, 1 to
+    ``logical_cpus()``; a calibration is kept per thread count (lab 00). ``labkit calibrate --threads 1`` and
+    ``labkit validate --threads 1`` use it: on a small VM whose second CPU is shared with another tenant
+    (labkit.calibration.cpustate), one thread is the reading that does not move with the other tenant.
+
+    >>> before = threads()
+    >>> use_threads(1), threads()
+    (1, 1)
+    >>> _ = use_threads(before)
+    """
+    import torch
+
+    from labkit.args import Int, check
+
+    n = check("threads", n, Int(low=1, high=logical_cpus()))
+    torch.set_num_threads(n)
+    return n
+
+
 def machine_key(num_threads: int | None = None) -> str:
     """A short hash of what makes a calibration valid: CPU, CPUs available, versions, threads, FORMAT.
 

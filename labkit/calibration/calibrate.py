@@ -36,7 +36,7 @@ from statistics import median
 from types import MappingProxyType
 
 from labkit.calibration import cache
-from labkit.calibration.cache import cache_path, machine_key, threads
+from labkit.calibration.cache import cache_path, machine_key, threads, use_threads
 from labkit.calibration.contention import NOTE_ABOVE, OtherLoad
 from labkit.targets import Device, OpFit, switch_s
 
@@ -319,12 +319,12 @@ def _table(cal: Calibration) -> str:
     if len(cal.cpu_lagging) == 2 and cal.cpu_lagging[0]:
         lines.append(f"  note: the second CPU lagged in {cal.cpu_lagging[0]} of {cal.cpu_lagging[1]} samples "
                      "(labkit.calibration.cpustate: another tenant on its core); `labkit validate` says whether it "
-                     "lags there too")
+                     "lags there too; `--threads 1` does not lag")
     return "\n".join(lines)
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """``labkit calibrate [--force] [--quick] [--runtime torch|onnxruntime|all] [--json]``."""
+    """``labkit calibrate [--force] [--quick] [--runtime torch|onnxruntime|all] [--threads N] [--json]``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="labkit calibrate", description=__doc__.split("\n")[0])
@@ -332,9 +332,13 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="measure again even if cached")
     parser.add_argument("--quick", action="store_true", help="fewer sizes: faster, rougher")
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch and ONNX Runtime threads (default: torch's); each count is its own calibration")
     args = parser.parse_args(argv)
     try:
         runtime = _check_runtime(args.runtime, allow_all=True)
+        if args.threads is not None:
+            use_threads(args.threads)
     except ValueError as err:
         print(f"labkit calibrate: {err}", file=sys.stderr)
         return 2

@@ -100,4 +100,5 @@ def note(states) -> str | None:
         return None
     return (f"note: the second CPU lagged (a two-thread op took over {LAG:g}x its one-thread time: another tenant "
             f"on its core) in {' and '.join(str(s) for s in states)}; two-thread times move by about a quarter "
-            f"between the states (bench/cpu_states.py), so compare a calibration and a validation in the same one")
+            f"between the states (bench/cpu_states.py); one thread does not lag: `labkit calibrate --threads 1` "
+            f"then `labkit validate --threads 1` check the model without the other tenant")

@@ -20,6 +20,7 @@ Per runtime, model and batch:
     $ labkit validate                  # 5 models x 2 runtimes x batch 1, 32, and the GPT: a table, the median error
     $ labkit validate --models gpt     # the small GPT's prefill and decode steps only (a few seconds)
     $ labkit validate --json --quick   # machines; --quick measures less (noisier), --models picks models
+    $ labkit validate --threads 1      # one thread, its own calibration: steady where a shared VM's 2nd CPU lags
     $ labkit validate --gpu            # no measuring: a stored H200 run against the catalog (gpucheck.py)
 """
 
@@ -34,6 +35,7 @@ import tempfile
 from dataclasses import dataclass
 
 from labkit.calibration import cpustate, gptcases
+from labkit.calibration.cache import use_threads
 from labkit.calibration.contention import NOTE_ABOVE, OtherLoad
 from labkit.calibration.recheck import Drift
 
@@ -342,7 +344,8 @@ def _gpu_cli(record, as_json: bool) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """``labkit validate [--json] [--models mlp cnn ...] [--runtimes torch onnxruntime] [--quick] [--gpu]``."""
+    """``labkit validate [--json] [--models mlp cnn ...] [--runtimes torch onnxruntime] [--quick] [--threads N]
+    [--gpu]``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="labkit validate", description=__doc__.split("\n")[0])
@@ -358,10 +361,15 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu", nargs="?", const="", default=None, metavar="RECORD",
                         help="measure nothing here: compare a stored GPU record (default: the newest in "
                              "datasets/gpu-measured/) with the catalog GPU's predictions")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch and ONNX Runtime threads (default: torch's), checked against the calibration "
+                             "of that count (`labkit calibrate --threads N`, or made here at first use)")
     args = parser.parse_args(argv)
     if args.gpu is not None:
         return _gpu_cli(args.gpu or None, args.json)
     try:
+        if args.threads is not None:
+            use_threads(args.threads)
         report = validate(args.models, args.runtimes, args.batches, progress=not args.json,
                           min_time_s=0.1 if args.quick else 0.3, held_out=args.held_out, recheck=not args.no_recheck)
     except ValueError as err:
