@@ -96,7 +96,7 @@ def test_blocked_copies_are_onednn_reorders(max_isa):
         conv = cls(c_in, c_out, k, stride=stride, padding=k // 2, groups=groups).eval()
         x = torch.randn((BATCH, c_in, hw * hw) if one_d else (BATCH, c_in, hw, hw))
         layer = next(lay for lay in lk.profile(conv, x).layers if lay.op_class in ("conv", "dwconv"))
-        assert fit_op(layer, 2) == layer.op                 # batch 20: oneDNN, as the log shows
+        assert not fit_op(layer, 2).endswith(":im2col")     # batch 20: oneDNN, as the log shows
         seen = reorders[i]
         predicted = fresh_buffers(layer, 2)[1:]             # the blocked copies, after the output itself
         assert len(predicted) == len(seen), (cases[i], seen, predicted)

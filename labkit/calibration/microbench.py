@@ -22,9 +22,11 @@ CONV = [(1, 16, 32, 3, 1), (16, 16, 32, 3, 1), (16, 32, 16, 3, 2), (32, 32, 16, 
         # wide GEMMs (128-256 channels on 8x8-16x16 maps), as in ResNets: without them the fitted rate is set by
         # the narrow convs above, and ONNX Runtime ran these 2x faster than it predicted
         (128, 128, 16, 3, 1), (256, 256, 8, 1, 1)]
-# depthwise conv 3x3: (channels, hw, stride)
+# depthwise conv: (channels, hw, stride[, kernel: 3]). 5x5 too (MnasNet, MobileNetV3, EfficientNet use it): with
+# 3x3 alone the fit put ONNX Runtime's time for many channels on small maps into a per-channel cost that does not
+# grow with the kernel, and predicted 5x5 layers of MobileNetV3 on 7x7 and 14x14 maps 2x too fast
 DWCONV = [(16, 32, 1), (48, 32, 2), (72, 16, 1), (96, 16, 2), (192, 8, 1), (192, 8, 2), (384, 4, 1),
-          (480, 2, 1)]
+          (480, 2, 1), (32, 32, 1, 5), (128, 16, 2, 5), (256, 8, 1, 5), (512, 4, 1, 5)]
 # linear: (rows per sample, in_features, out_features) -- rows > 1 is a (B, T, D) token input
 # and batched matmul ("bmm", heads, tokens, head_dim): (B, H, T, d) @ (B, H, d, T), attention's Q K^T
 LINEAR = [(1, 64, 256), (1, 256, 128), (1, 128, 10), (1, 1024, 10), (1, 640, 10), (1, 512, 512),
@@ -88,8 +90,8 @@ def _label(cls: str, spec: tuple) -> str:
         ci, co, hw, k, s = spec
         return f" {k}x{k} {ci}->{co} @{hw}" + (f" s{s}" if s > 1 else "")
     if cls == "dwconv":
-        c, hw, s = spec
-        return f" {c} @{hw}" + (f" s{s}" if s > 1 else "")
+        c, hw, s, k = (*spec, 3)[:4]
+        return (f" {k}x{k}" if k != 3 else "") + f" {c} @{hw}" + (f" s{s}" if s > 1 else "")
     if cls == "matmul" and spec[0] == "bmm":
         return " bmm h{} t{} d{}".format(*spec[1:])
     if cls == "matmul":
@@ -141,8 +143,8 @@ def torch_case(bench: Bench):
         ci, co, hw, k, s = spec
         return nn.Conv2d(ci, co, k, s, k // 2, bias=False).eval(), (rand(b, ci, hw, hw),)
     if cls == "dwconv":
-        c, hw, s = spec
-        return nn.Conv2d(c, c, 3, s, 1, groups=c, bias=False).eval(), (rand(b, c, hw, hw),)
+        c, hw, s, k = (*spec, 3)[:4]
+        return nn.Conv2d(c, c, k, s, k // 2, groups=c, bias=False).eval(), (rand(b, c, hw, hw),)
     if cls == "matmul" and spec[0] == "bmm":
         _, h, t, d = spec
         return Fn(torch.matmul, 2), (rand(b, h, t, d), rand(b, h, d, t))

@@ -154,7 +154,7 @@ def fresh_buffers(layer, torch_threads: int = 0, bytes_per_elem: float | None = 
         bytes_per_elem = layer.output_bytes / layer.output_elems if layer.output_elems else 0.0
     out = int(layer.output_elems * bytes_per_elem)
     window, gemm, shape = getattr(layer, "window", ()), layer.gemm, layer.output_shape
-    if not torch_threads or not window or not gemm or len(shape) < 2 or fit_op(layer, torch_threads) != layer.op:
+    if not torch_threads or not window or not gemm or len(shape) < 2 or fit_op(layer, torch_threads).endswith(IM2COL):
         return (out,)
     groups, _, k, _ = gemm
     in_channels = groups * max(1, k // (window[0] * window[1]))
@@ -286,11 +286,17 @@ def switches(ops, nbytes) -> list[float]:
     return out
 
 
+IM2COL, WIDE_DEPTHWISE = ":im2col", ":wide"
+
+
 def fit_op(layer, torch_threads: int = 0) -> str:
     """The op name a calibrated fit prices `layer` under: its ``op``, or ``op + ":im2col"`` for a convolution
     that torch eager (on a device calibrated with ``torch_threads`` threads; 0: not torch) runs as ATen's
     im2col + GEMM ("slow_conv2d") instead of oneDNN. The two kernels differ by up to 4x on one shape (lab 00's
     machine: a 1x1 conv 96->16 on 16x16 at batch 1 took 65 µs in oneDNN on two threads, 16 µs as a GEMM).
+    A depthwise conv with a kernel wider than 3x3 is ``op + ":wide"`` in torch: oneDNN runs a 5x5 one 10-25%
+    slower than a 3x3 at batch 1 (lab 00's machine, one thread), not the 2.8x its FLOPs say, where ONNX
+    Runtime's time grows with the FLOPs; one fit for both kernel sizes would misprice one of them.
     torch's rule for fp32 (``ConvParams::use_mkldnn`` in aten/src/ATen/native/Convolution.cpp): oneDNN when
     (strided, dilated, batch >= 16, a kernel other than 1x1, or more than one thread) and (groups > 1, a kernel
     larger than 3 both ways, batch > 1, or more than 20480 input elements). ``Layer.window`` holds the kernel.
@@ -301,6 +307,10 @@ def fit_op(layer, torch_threads: int = 0) -> str:
     ...              (1, 256, 576, 64), window=(3, 3, 1, 1))
     >>> fit_op(conv, 2), fit_op(conv), fit_op(replace(conv, output_shape=(2, 64, 16, 16)), 2)
     ('conv2d:im2col', 'conv2d', 'conv2d')
+    >>> dw5 = Layer("d", "conv2d", "dwconv", ("input",), 0, 0, 0, 0, 96 * 14 * 14, 96 * 14 * 14, (1, 96, 14, 14),
+    ...             (96, 196, 25, 1), window=(5, 5, 1, 1))
+    >>> fit_op(dw5, 1), fit_op(replace(dw5, window=(3, 3, 1, 1)), 1), fit_op(dw5)
+    ('conv2d:wide', 'conv2d', 'conv2d')
     """
     window = getattr(layer, "window", ())
     if not torch_threads or not window or not layer.output_shape:
@@ -310,4 +320,6 @@ def fit_op(layer, torch_threads: int = 0) -> str:
     groups = layer.gemm[0] if layer.gemm else 1
     first = stride > 1 or dilation > 1 or batch >= 16 or kh != 1 or kw != 1 or torch_threads > 1
     second = groups > 1 or (kh > 3 and kw > 3) or batch > 1 or layer.input_elems > 20480
-    return layer.op if first and second else layer.op + ":im2col"
+    if not (first and second):
+        return layer.op + IM2COL
+    return layer.op + WIDE_DEPTHWISE if layer.op_class == "dwconv" and kh * kw > 9 else layer.op
