@@ -250,6 +250,21 @@ def test_layer_gemm_rows_and_packed_weights():
     assert tokens.small_image_gemm_weights == 0
 
 
+def test_maxpool_benchmarks_fit_both_sides_of_its_cache_step():
+    # torch's max pool has a fit of its own past POOL_SPILL_BYTES per thread ("maxpool:spill"); each side needs
+    # MIN_OP_LAYERS benchmarks at one and at two threads, or it falls back to the pool class's fit (avg pools)
+    from labkit.targets import fit_op
+
+    pools = [b for b in microbench.benches() if b.name.startswith("pool maxpool")]
+    cases = [microbench.torch_case(b) for b in pools]
+    layers = [lk.profile(module, args[0]).layers[0] for module, args in cases]
+    for threads in (1, 2):
+        names = [fit_op(layer, threads) for layer in layers]
+        assert names.count("maxpool") >= costfit.MIN_OP_LAYERS, names
+        assert names.count("maxpool:spill") >= costfit.MIN_OP_LAYERS, names
+    assert {fit_op(layer) for layer in layers} == {"maxpool"}      # ONNX Runtime: one kernel, one fit
+
+
 def test_estimate_prices_memory_tiers_and_fresh_outputs():
     # a layer whose working set is beyond the caches streams at the tier's rate, and an output above the fresh
     # threshold pays its page faults; lk.estimate and the calibration's own predict agree on both

@@ -15,12 +15,13 @@ keyed "call") is the fixed cost of calling a model once (the top module's ``__ca
 start-up and its bytes rate: ``labkit.targets.cold_s``) are the most a layer costs more in a forward pass of mixed
 ops than alone, its code and dispatch path cold and its weights evicted by the layers in between, and
 ``share_l`` how cold (``labkit.targets.switches``, by the bytes moved since its op last ran: 0 for one op
-repeated, as in a single-op benchmark). The single ops pin the classes, the synthetic networks the switch, and
-the wide ones among them (weights beyond the caches) its bytes rate. A layer's op is ``labkit.targets.fit_op``'s
-name for it: a torch conv run as im2col + GEMM (``"conv2d:im2col"``) gets its own fit, apart from one run by
-oneDNN. Compute and memory *add* (OpFit.overlap = False): on this kind of CPU, small kernels do not overlap them
-(torch's convs, for one, reorder their input and output to a blocked layout before and after the arithmetic); on
-held-out random networks the sum predicted better than max(compute, memory) did, for both runtimes.
+repeated, as in a single-op benchmark). The single ops pin the classes, the synthetic networks the switch, and the
+wide ones among them (weights beyond the caches) its bytes rate. A layer's op is ``labkit.targets.fit_op``'s name
+for it: a torch conv run as im2col + GEMM (``"conv2d:im2col"``) gets its own fit, apart from one run by oneDNN, and
+so does a torch max pool whose working set spills from the core's cache (``"maxpool:spill"``). Compute and memory
+*add* (OpFit.overlap = False): on this kind of CPU, small kernels do not overlap them (torch's convs, for one,
+reorder their input and output to a blocked layout before and after the arithmetic); on held-out random networks
+the sum predicted better than max(compute, memory) did, for both runtimes.
 
 ``tier(bytes)`` is what the memory tier holding the layer's working set delivers (``labkit.targets.
 tier_bytes_per_s`` of the measured tiers): the micro-benchmarks run on cache-sized data, and a rate fitted there

@@ -46,7 +46,7 @@ NORM = [("batchnorm", (16, 32, 32)), ("batchnorm", (96, 16, 16)), ("batchnorm", 
         ("batchnorm", (480, 2, 2)), ("layernorm", (32, 64)), ("layernorm", (128, 256)), ("layernorm", (16, 128))]
 # pooling: (op, channels, hw)
 POOL = [("maxpool", 16, 32), ("maxpool", 32, 16), ("maxpool", 64, 8), ("avgpool", 64, 8),
-        ("avgpool", 640, 2), ("avgpool", 16, 32)]
+        ("avgpool", 640, 2), ("avgpool", 16, 32), ("maxpool", 24, 16)]
 # memory: (op, per-sample shape); views (flatten, transpose, reshape, identity) cost only their start-up
 MEMORY = [("flatten", (64, 4, 4)), ("flatten", (640, 1, 1)), ("transpose", (32, 4, 16)),
           ("transpose", (64, 8, 32)), ("reshape", (32, 64)), ("reshape", (16, 256)), ("identity", (16, 32, 32)),

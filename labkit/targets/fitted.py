@@ -1,9 +1,10 @@
 """What a calibrated device's fits price, and how (lab 00): ``OpFit`` (one op class's fitted cost), the fit that
-prices a layer (``fit_for``, under the op name ``fit_op`` gives it), the memory tier its working set streams
-from, faulting in fresh buffers (a layer's output; and the blocked copies oneDNN makes of a torch conv's input
-and output, ``fresh_buffers``, whose traffic ``reorder_bytes`` counts), the fixed cost of a model call, and the
-cold-cache cost a layer pays among other layers (``cold_s`` times its ``switches`` share). ``lk.estimate`` and
-the calibration's fit both price through these, so the two cannot drift apart.
+prices a layer (``fit_for``, under the op name ``fit_op`` gives it: a torch conv's kernel, a torch max pool that
+spills from the core's cache), the memory tier its working set streams from, faulting in fresh buffers (a layer's
+output; and the blocked copies oneDNN makes of a torch conv's input and output, ``fresh_buffers``, whose traffic
+``reorder_bytes`` counts), the fixed cost of a model call, and the cold-cache cost a layer pays among other layers
+(``cold_s`` times its ``switches`` share). ``lk.estimate`` and the calibration's fit both price through these, so
+the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ def tier_bytes_per_s(tiers, nbytes: float) -> float:
 def fresh_output_s(fresh: tuple[float, float] | None, out_bytes: float) -> float:
     """Seconds a layer spends faulting in a freshly allocated output of `out_bytes`: ``fresh`` is
     ``(threshold_bytes, seconds_per_byte)`` as measured by the calibration (lab 00). torch on glibc maps outputs
-    above glibc's mmap threshold (32 MiB at most) anew on every call and touches every page; ONNX Runtime
-    reuses its arena (``fresh`` is None).
+    above glibc's mmap threshold (32 MiB at most) anew on every call and touches every page, unless a free chunk
+    of the heap can hold one (freed memory stays there, labkit/allocator.py): a process whose heap grew on other
+    work faults less than this prices. ONNX Runtime reuses its arena (``fresh`` is None).
 
     >>> round(fresh_output_s((32 * 2**20, 3e-10), 64 * 2**20) * 1e3, 2)   # ms: 64 MiB at ~3.3 GB/s of faults
     20.13
@@ -286,7 +288,12 @@ def switches(ops, nbytes) -> list[float]:
     return out
 
 
-IM2COL, WIDE_DEPTHWISE = ":im2col", ":wide"
+IM2COL, WIDE_DEPTHWISE, SPILLED = ":im2col", ":wide", ":spill"
+POOL_SPILL_BYTES = 320 * 2**10   # torch's NCHW max pool (max_pool2d_with_indices) runs ~2.7x slower per element
+                                 # once its working set (input, output, int64 indices) per thread passes this.
+                                 # Measured on lab 00's Zen 4 (1 MiB L2): 2x2 pools 1.9 -> 5.3 ns per input
+                                 # element between 336 and 448 KiB on one thread, 3x3/s2 between 224 and 336 KiB;
+                                 # on two threads the step sits at about twice the bytes
 
 
 def fit_op(layer, torch_threads: int = 0) -> str:
@@ -311,7 +318,16 @@ def fit_op(layer, torch_threads: int = 0) -> str:
     ...             (96, 196, 25, 1), window=(5, 5, 1, 1))
     >>> fit_op(dw5, 1), fit_op(replace(dw5, window=(3, 3, 1, 1)), 1), fit_op(dw5)
     ('conv2d:wide', 'conv2d', 'conv2d')
+
+    torch's max pool over more than ``POOL_SPILL_BYTES`` per thread is ``"maxpool:spill"``: its rate falls by
+    ~2.7x there, and one fit over both sides mispriced lab 00's small CNN at batch 1 by +30-130% per pool.
+
+    >>> pool = Layer("p", "maxpool", "pool", ("input",), 0, 16384, 0, 0, 16384, 4096, (1, 16, 16, 16))
+    >>> fit_op(pool, 1), fit_op(replace(pool, input_elems=2**19, output_elems=2**17), 1), fit_op(pool)
+    ('maxpool', 'maxpool:spill', 'maxpool')
     """
+    if torch_threads and layer.op == "maxpool" and _pool_bytes(layer) / torch_threads > POOL_SPILL_BYTES:
+        return layer.op + SPILLED
     window = getattr(layer, "window", ())
     if not torch_threads or not window or not layer.output_shape:
         return layer.op
@@ -323,3 +339,9 @@ def fit_op(layer, torch_threads: int = 0) -> str:
     if not (first and second):
         return layer.op + IM2COL
     return layer.op + WIDE_DEPTHWISE if layer.op_class == "dwconv" and kh * kw > 9 else layer.op
+
+
+def _pool_bytes(layer) -> float:
+    """The working set of torch's max pool: its input and output, and the int64 index of each output element
+    that max_pool2d_with_indices writes even when nothing asks for it."""
+    return layer.input_bytes + layer.output_bytes + 8 * layer.output_elems
