@@ -320,7 +320,7 @@ def fit_op(layer, torch_threads: int = 0) -> str:
     ('conv2d:wide', 'conv2d', 'conv2d')
 
     torch's max pool over more than ``POOL_SPILL_BYTES`` per thread is ``"maxpool:spill"``: its rate falls by
-    ~2.7x there, and one fit over both sides mispriced lab 00's small CNN at batch 1 by +30-130% per pool.
+    ~2.7x there, and one fit over both sides mispriced the batch-1 benchmarks of the CNN's pools by +76-130%.
 
     >>> pool = Layer("p", "maxpool", "pool", ("input",), 0, 16384, 0, 0, 16384, 4096, (1, 16, 16, 16))
     >>> fit_op(pool, 1), fit_op(replace(pool, input_elems=2**19, output_elems=2**17), 1), fit_op(pool)
