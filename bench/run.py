@@ -107,8 +107,10 @@ def bench_validation(tmp: Path, full: bool) -> list[dict]:
     """``labkit validate --held-out`` on the calibration just measured, then on a one-thread calibration made here
     (``--threads 1``: the reading a shared VM's lagging second CPU does not move, labkit.calibration.cpustate):
     each one's tables printed, its error per set against issue 12's goal."""
+    from labkit.calibration.cache import threads
+
     rows = _validation(kernel_env(tmp / f"calibration-cache-{1 if full else 0}"), [])  # what bench_calibration measured
-    if _threads_here() > 1:
+    if threads() > 1:
         env = kernel_env(tmp / "calibration-cache-1-thread")
         args = ["--threads", "1", "--runtime", "all", *([] if full else ["--quick"])]
         seconds, out = _timed([LABKIT, "calibrate", *args], env, timeout_s=900)
@@ -116,12 +118,6 @@ def bench_validation(tmp: Path, full: bool) -> list[dict]:
                          note="" if out.returncode == 0 else f"exit {out.returncode}: {out.stderr.strip()[-200:]}"))
         rows += _validation(env, ["--threads", "1"])
     return rows
-
-
-def _threads_here() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def _validation(env: dict[str, str], extra: list[str]) -> list[dict]:

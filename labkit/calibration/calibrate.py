@@ -317,7 +317,9 @@ def _table(cal: Calibration) -> str:
         lines.append(f"  note: other processes used {cal.other_cpu_share:.0%} of the CPUs while measuring; on a "
                      "quiet machine run `labkit calibrate --force` again")
     if len(cal.cpu_lagging) == 2 and cal.cpu_lagging[0]:
-        lines.append(f"  note: the second CPU lagged in {cal.cpu_lagging[0]} of {cal.cpu_lagging[1]} samples "
+        from labkit.calibration.cpustate import CpuStates
+
+        lines.append(f"  note: the second CPU lagged in {CpuStates('calibrating', *cal.cpu_lagging)} "
                      "(labkit.calibration.cpustate: another tenant on its core); `labkit validate` says whether it "
                      "lags there too; `--threads 1` does not lag")
     return "\n".join(lines)
