@@ -251,13 +251,19 @@ def report(environ=None, cgroup_root: str | os.PathLike = "/sys/fs/cgroup",
 
 
 def _malloc() -> str:
-    from labkit.allocator import steady
+    from labkit.allocator import huge_pages, steady
 
-    return {"kept": "glibc, freed memory kept in the process (labkit/allocator.py; LABKIT_MALLOC=system: glibc's "
+    heap = {"kept": "glibc, freed memory kept in the process (labkit/allocator.py; LABKIT_MALLOC=system: glibc's "
                     "defaults)",
             "system": "glibc's defaults (LABKIT_MALLOC=system, or mallopt refused): torch calls may page-fault their "
                       "activations in",
             "not glibc": "not glibc: left as it is"}[steady()]
+    huge = {"on": "torch's buffers of 2 MiB or more in huge pages (THP_MEM_ALLOC_ENABLE=1)",
+            "late": "torch allocated before labkit was imported: no huge pages for its buffers (import labkit first)",
+            "off": "no huge pages for torch's buffers (THP_MEM_ALLOC_ENABLE=0 or LABKIT_MALLOC=system)",
+            "kernel never": "the kernel's transparent huge pages are off: torch's big buffers fault in per 4 KiB",
+            "not linux": "no transparent huge pages (not Linux)"}[huge_pages()]
+    return f"{heap}; {huge}"
 
 
 def _gib(n: int | None) -> str:

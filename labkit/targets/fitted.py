@@ -101,7 +101,9 @@ def fresh_output_s(fresh: tuple[float, float] | None, out_bytes: float) -> float
     ``(threshold_bytes, seconds_per_byte)`` as measured by the calibration (lab 00). torch on glibc maps outputs
     above glibc's mmap threshold (32 MiB at most) anew on every call and touches every page, unless a free chunk
     of the heap can hold one (freed memory stays there, labkit/allocator.py): a process whose heap grew on other
-    work faults less than this prices. ONNX Runtime reuses its arena (``fresh`` is None).
+    work faults less than this prices. ``import labkit`` puts torch's big buffers in huge pages, which fault in
+    about five times faster (the calibration measures whichever it gets). ONNX Runtime reuses its arena
+    (``fresh`` is None).
 
     >>> round(fresh_output_s((32 * 2**20, 3e-10), 64 * 2**20) * 1e3, 2)   # ms: 64 MiB at ~3.3 GB/s of faults
     20.13
