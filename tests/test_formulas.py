@@ -12,7 +12,7 @@ import pytest
 import labkit as lk
 from labkit.calibration import costfit
 from labkit.profile.core import OP_CLASSES
-from labkit.targets import OpFit, call_s, fit_for, switch_s, switches
+from labkit.targets import OpFit, call_s, cold_s, cold_shares, fit_for, switch_s, switches, tier_bytes_per_s
 from labkit.targets.fitted import COLD_BYTES
 
 FIELDS = ("macs", "flops", "params", "weight_elems", "input_elems", "output_elems", "output_shape", "gemm", "op",
@@ -98,8 +98,10 @@ def test_estimate_and_the_calibration_price_a_layer_with_the_same_owner():
         at = prof.at_batch(batch)
         cold = switches([lay.op for lay in at.layers], [lay.bytes for lay in at.layers])
         assert 0 < sum(cold) < len(cold)
+        total = sum(lay.bytes for lay in at.layers)
         for lay, le, w in zip(at.layers, est.layers, cold):       # by hand, from the owners
-            want = fits[lay.op_class].time_s(lay.flops, lay.bytes) + (3e-6 + lay.weight_bytes / 5e9) * w
+            weights_cold = 1.0 - math.exp(-(total - lay.bytes) / COLD_BYTES)     # the rest of the call ran since
+            want = fits[lay.op_class].time_s(lay.flops, lay.bytes) + 3e-6 * w + lay.weight_bytes / 5e9 * weights_cold
             assert le.latency_s == pytest.approx(want, rel=1e-12)
         assert est.latency_s == pytest.approx(sum(le.latency_s for le in est.layers) + 4e-5, rel=1e-12)
         assert any(w and lay.weight_bytes for lay, w in zip(at.layers, cold))  # the bytes term is exercised
@@ -115,3 +117,30 @@ def test_partition_pays_the_call_cost_once_per_side_used():
     assert plan.all_edge.edge_compute_s == pytest.approx(
         sum(le.latency_s for le in lk.estimate(prof, dev).layers) + 3e-3, rel=1e-12)
     assert plan.all_cloud.edge_compute_s == 0.0
+
+
+def test_weights_that_the_rest_of_the_call_evicts_return_from_its_memory_tier():
+    # ResNet-18 at 128 px, batch 1: 45 MiB of weights, and the call moves 68 MiB, more than the last-level cache;
+    # each weight comes back at the rate of the tier that holds the call, not the fitted rate (labkit.targets.cold_s)
+    fits = {c: OpFit(1e-6, 1e10, 1e10) for c in OP_CLASSES}
+    fits["switch"] = OpFit(5e-6, 1.0, 1.8e11)
+    tiers = ((16 * 2**20, 9.3e10), (64 * 2**20, 4.8e10), (128 * 2**20, 4.3e10))
+    prof = lk.profile(lk.zoo.build("resnet"), lk.zoo.example("resnet", batch=1))
+    at = prof.at_batch(1)
+    ops, nbytes = [lay.op for lay in at.layers], [lay.bytes for lay in at.layers]
+    code, weights, cap = cold_shares(ops, nbytes, tiers)
+    assert code == switches(ops, nbytes) and cap == tier_bytes_per_s(tiers, sum(nbytes))
+    small = lk.estimate(prof, _calibrated(**fits)).latency_s
+    big = lk.estimate(prof, lk.Device("t", "edge-cpu", "test", {"fp32": 1e11}, mem_bw_bytes_per_s=1e10,
+                                      mem_bytes=8e9, idle_w=2.0, peak_w=10.0, fits=fits, mem_tiers=tiers)).latency_s
+    rate = min(1.8e11, cap)
+    extra = sum(w * lay.weight_bytes * (1 / rate - 1 / 1.8e11) for lay, w in zip(at.layers, weights))
+    tiers_on_layers = sum(fits[lay.op_class].time_s(lay.flops, lay.bytes, tier_bytes_per_s(tiers, lay.bytes))
+                          - fits[lay.op_class].time_s(lay.flops, lay.bytes) for lay in at.layers)
+    assert big - small == pytest.approx(extra + tiers_on_layers, rel=1e-9)
+    if cap < 1.8e11:
+        assert extra > 0
+    work = [(lay.op_class, lay.op, lay.flops, lay.bytes, *lay.unit_counts, lay.weight_bytes) for lay in at.layers]
+    assert costfit.predict(work, fits, call=False, tiers=tiers) == pytest.approx(big, rel=1e-12)
+    assert cold_s(fits, 2**20, 0.0, 1.0, 1e9) == pytest.approx(2**20 / 1e9)     # the slower of the two rates
+    assert cold_s(fits, 2**20, 1.0, 0.0) == pytest.approx(5e-6)                  # code only

@@ -290,7 +290,8 @@ def _cold(cal: Calibration) -> str:
     switch = cal.fits.get("switch")
     if switch is None:
         return "0 µs"
-    rate = f" + weights at {switch.bytes_per_s / 1e9:.3g} GB/s" if switch.bytes_per_s < 1e12 else ""
+    rate = (f" + weights at {switch.bytes_per_s / 1e9:.3g} GB/s, or the call's memory tier where slower"
+            if switch.bytes_per_s < 1e12 else " + weights at the call's memory tier, once it passes the caches")
     return f"{switch_s(cal.fits) * 1e6:.2f} µs{rate}"
 
 

@@ -2,7 +2,7 @@
 
 The model is labkit.estimate's, for a model call of layers l = 1..L:
 
-    t_call = call_s + sum_l  share_l * (switch_s + weight_bytes_l * cold_s_per_byte)
+    t_call = call_s + sum_l  share_l * switch_s + wshare_l * weight_bytes_l * max(cold_s_per_byte, 1 / tier(B))
                     + sum_l  startup(l) + flops_l / flops_per_s(l) + bytes_l / min(bytes_per_s(l), tier(bytes_l))
                              + kernel_calls_l * kernel_call_s(l) + packed_weights_l * weight_s(l)
                              + small_gemm_weights_l * small_gemm_weight_s(l)
@@ -13,10 +13,12 @@ else of its op class ("pool") — Hockney's r∞ / n½ idea, one per kernel fami
 keyed "call") is the fixed cost of calling a model once (the top module's ``__call__``, ORT's
 ``session.run`` with its numpy conversions); ``switch_s`` and ``cold_s_per_byte`` (the fit keyed "switch", its
 start-up and its bytes rate: ``labkit.targets.cold_s``) are the most a layer costs more in a forward pass of mixed
-ops than alone, its code and dispatch path cold and its weights evicted by the layers in between, and
-``share_l`` how cold (``labkit.targets.switches``, by the bytes moved since its op last ran: 0 for one op
-repeated, as in a single-op benchmark). The single ops pin the classes, the synthetic networks the switch, and the
-wide ones among them (weights beyond the caches) its bytes rate. A layer's op is ``labkit.targets.fit_op``'s name
+ops than alone, its code and dispatch path cold and its weights evicted by the layers in between;
+``share_l`` is how cold its code is (``labkit.targets.switches``, by the bytes moved since its op last ran: 0 for
+one op repeated, as in a single-op benchmark), ``wshare_l`` how cold its weights are (by the bytes the rest of
+the call moves), and ``tier(B)`` the memory tier of all B bytes the call moves, from which evicted weights
+return at best (``labkit.targets.cold_shares``). The single ops pin the classes, the synthetic networks the
+switch, and the wide ones among them (weights beyond the caches) its bytes rate. A layer's op is ``labkit.targets.fit_op``'s name
 for it: a torch conv run as im2col + GEMM (``"conv2d:im2col"``) gets its own fit, apart from one run by oneDNN, and
 so does a torch max pool whose working set spills from the core's cache (``"maxpool:spill"``). Compute and memory
 *add* (OpFit.overlap = False): on this kind of CPU, small kernels do not overlap them (torch's convs, for one,
@@ -50,7 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from labkit.targets import OpFit, call_s, cold_s, fit_for, switches, tier_bytes_per_s
+from labkit.targets import OpFit, call_s, cold_s, cold_shares, fit_for, tier_bytes_per_s
 
 PRIOR_WEIGHT = 0.3      # pull of an op's fit towards its class's, per log unit (e^1 = 2.7x)
 LOSS_SCALE = 0.1        # soft-L1 switches from squared to linear beyond ~10% error
@@ -71,13 +73,15 @@ def predict(work, fits: Mapping[str, OpFit], call: bool = False, tiers=()) -> fl
     130.0
     """
     total = sum(fit_for(fits, c, op).time_s(f, b, tier_bytes_per_s(tiers, b), *k[:UNITS]) for c, op, f, b, *k in work)
-    total += sum(share * cold_s(fits, _weight_bytes(w)) for w, share in zip(work, _shares(work)))
+    code, weight, cap = _shares(work, tiers)
+    total += sum(cold_s(fits, _weight_bytes(w), c, s, cap) for w, c, s in zip(work, code, weight))
     return total + (call_s(fits) if call else 0.0)
 
 
-def _shares(work) -> list[float]:
-    """Each layer's share of the cold cost (``labkit.targets.switches`` of its ops and bytes)."""
-    return switches([w[1] for w in work], [w[3] for w in work])
+def _shares(work, tiers=()) -> tuple[list[float], list[float], float]:
+    """Each layer's shares of the cold cost, and the rate its weights return at most
+    (``labkit.targets.cold_shares`` of its ops and bytes)."""
+    return cold_shares([w[1] for w in work], [w[3] for w in work], tiers)
 
 
 def _weight_bytes(w) -> float:
@@ -114,10 +118,11 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
     cls_ix = {c: i for i, c in enumerate(classes)}
     op_ix = {k: i for i, k in enumerate(ops)}
     lay_point, lay_cls, lay_op, lay_f, lay_b, lay_k = [], [], [], [], [], []
-    shares = [_shares(work) for _, work, _ in points]
-    n_switch = np.array([sum(s) for s in shares])                   # per point: sum of the layers' shares
-    n_cold_bytes = np.array([sum(s * _weight_bytes(w) for s, w in zip(sh, work))   # and of their weight bytes
-                             for sh, (_, work, _) in zip(shares, points)])
+    shares = [_shares(work, tiers) for _, work, _ in points]
+    n_switch = np.array([sum(code) for code, _, _ in shares])      # per point: sum of the layers' code shares,
+    n_cold_bytes = np.array([sum(s * _weight_bytes(w) for s, w in zip(weight, work))   # of their weight bytes
+                             for (_, weight, _), (_, work, _) in zip(shares, points)])
+    cold_floor = np.array([1.0 / cap for _, _, cap in shares])     # and the tier's seconds per byte (0: no cap)
     for p, (_, work, _) in enumerate(points):
         for c, op, f, b, *k in work:
             k = k[:UNITS]
@@ -160,7 +165,7 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         calls_s = lay_k * p[:, 3:]                                   # (layers, UNITS)
         total = np.bincount(lay_point, weights=p[:, 0] + work_s + calls_s.sum(axis=1), minlength=len(t))
         capped = p[:, 2] >= lay_cap                   # the tier, not the fit's rate, sets the memory time
-        switches_s, cold_bytes_s = np.exp(x[1]) * n_switch, np.exp(x[2]) * n_cold_bytes
+        switches_s, cold_bytes_s = np.exp(x[1]) * n_switch, np.maximum(np.exp(x[2]), cold_floor) * n_cold_bytes
         return (np.exp(call), p[:, 0], compute, memory, total + np.exp(call) + switches_s + cold_bytes_s, delta,
                 calls_s, capped, switches_s, cold_bytes_s)
 
@@ -193,7 +198,8 @@ def fit(points, *, min_startup_s: float = 1e-8, max_flops_per_s: float = 1e14, w
         jac[:len(t)] = np.bincount(flat_ix, weights=data, minlength=len(t) * n_x).reshape(len(t), n_x)
         if with_call:
             jac[:len(t), 0] = call_s
-        jac[:len(t), 1], jac[:len(t), 2] = switches_s, cold_bytes_s
+        jac[:len(t), 1] = switches_s          # where the tier sets the weights' rate, the fit's does not move them
+        jac[:len(t), 2] = np.where(np.exp(x[2]) > cold_floor, cold_bytes_s, 0.0)
         jac[:len(t)] *= (point_w / total)[:, None]
         jac[len(t):, G + P * n_c:] = PRIOR_WEIGHT * np.eye(3 * n_o)
         return jac

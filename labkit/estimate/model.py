@@ -18,9 +18,10 @@ The model (DESIGN.md §3), per layer, at the requested batch and dtype:
   whose writing and reading the fit prices with the layer's bytes (``labkit.targets.reorder_bytes``).
   A fit keyed ``"<op_class>/<op>"`` (e.g. ``"pool/maxpool"``) takes precedence over its class's; a fit keyed
   ``"call"`` is the fixed cost of one model call (framework entry, ORT's ``session.run``), added once, and one
-  keyed ``"switch"`` prices a layer whose caches went cold (``labkit.targets.cold_s``: its start-up, and the
-  layer's weights fetched again at its bytes rate), added to each layer in the share ``labkit.targets.switches``
-  gives it (0 for one op repeated, near 1 after other layers moved more than a core's L2). A torch conv
+  keyed ``"switch"`` prices a layer whose caches went cold (``labkit.targets.cold_s``: its start-up in the share
+  ``labkit.targets.switches`` gives its code, 0 for one op repeated, near 1 after other layers moved more than a
+  core's L2; and its weights fetched again in their own share, by what the rest of the call moves, at the fit's
+  rate or the memory tier of the whole call where slower: ``labkit.targets.cold_shares``). A torch conv
   is priced under the kernel torch runs it with (``labkit.targets.fit_op``: oneDNN, or im2col + GEMM).
   A fit holds for the dtype it was measured at; at another dtype only its bytes term changes.
 * energy: ``idle_w * t + (peak_w - idle_w) * u * t``, u = the layer's use of its bound resource, in [0, 1].
@@ -31,6 +32,7 @@ Layers run one after another, so the model's latency is the sum of the layers' (
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -40,12 +42,12 @@ from labkit.systolic import model as systolic
 from labkit.targets.fitted import (
     call_s,
     cold_s,
+    cold_shares,
     fit_for,
     fit_op,
     fresh_buffers,
     fresh_output_s,
     reorder_bytes,
-    switches,
     tier_bytes_per_s,
 )
 from labkit.units import si
@@ -300,14 +302,16 @@ def estimate(profile, device, dtype: str = "fp32", batch: int | None = None, *,
     # the bytes moved in between count oneDNN's blocked copies, as the calibration's (microbench.layer_work) do
     if device.fits and "switch" in device.fits:
         threads = _torch_threads(device, dtype)
-        colds = switches(ops, [n + reorder_bytes(layer, threads, bpe) for layer, n in zip(at_batch, nbytes_of)])
+        moved = [n + reorder_bytes(layer, threads, bpe) for layer, n in zip(at_batch, nbytes_of)]
+        colds, weight_colds, cold_cap = cold_shares(ops, moved, device.mem_tiers)
     else:
-        colds = [0.0] * len(at_batch)
-    for layer, op, nbytes, cold in zip(at_batch, ops, nbytes_of, colds):
+        colds = weight_colds = [0.0] * len(at_batch)
+        cold_cap = math.inf
+    for layer, op, nbytes, cold, weight_cold in zip(at_batch, ops, nbytes_of, colds, weight_colds):
         util = _array_util(layer, device)
         t, bound = _layer_time(layer, device, dtype, nbytes, util, op)
-        if cold:
-            t += cold * cold_s(device.fits, int(layer.weight_elems * bpe))
+        if cold or weight_cold:
+            t += cold_s(device.fits, int(layer.weight_elems * bpe), cold, weight_cold, cold_cap)
         weight_bytes += int(layer.weight_elems * bpe)
         max_act_bytes = max(max_act_bytes, int(layer.input_elems * bpe) + int(layer.output_elems * bpe))
         # use of the bound resource, 0..1: attained FLOP/s over peak, or attained bytes/s over bandwidth

@@ -245,18 +245,54 @@ def switch_s(fits: Mapping[str, OpFit] | None) -> float:
     return switch.startup_s if switch is not None else 0.0
 
 
-def cold_s(fits: Mapping[str, OpFit] | None, weight_bytes: float) -> float:
-    """What a layer pays at most when its caches went cold (``switches`` gives its share): the "switch" fit's
-    start-up (code and dispatch path) plus its `weight_bytes` fetched again at the fit's bytes rate (weights that
-    other layers evicted from the core's caches); 0.0 on a device without the fit (lab 00).
+def cold_s(fits: Mapping[str, OpFit] | None, weight_bytes: float, code_share: float = 1.0, weight_share: float = 1.0,
+           cap_bytes_per_s: float = math.inf) -> float:
+    """What a layer pays when its caches went cold: `code_share` of the "switch" fit's start-up (its code and
+    dispatch path, ``switches``) plus `weight_share` of its `weight_bytes` fetched again (``weight_shares``) at the
+    fit's bytes rate, or at `cap_bytes_per_s` where slower: the memory tier that holds what the whole call moves
+    (``cold_shares``), as weights that the rest of the call evicted come back from there; 0.0 on a device without
+    the fit (lab 00).
 
     >>> round(cold_s({"switch": OpFit(5e-6, 1.0, 5e9)}, 2**20) * 1e6, 1)     # 5 µs + 1 MiB at 5 GB/s
     214.7
+    >>> round(cold_s({"switch": OpFit(5e-6, 1.0, 5e9)}, 2**20, 0.5, 1.0, 2e9) * 1e6, 1)   # 2.5 µs + 1 MiB at 2 GB/s
+    526.8
     >>> cold_s({}, 2**20)
     0.0
     """
     switch = fits.get("switch") if fits else None
-    return 0.0 if switch is None else switch.startup_s + weight_bytes / switch.bytes_per_s
+    if switch is None:
+        return 0.0
+    return code_share * switch.startup_s + weight_share * weight_bytes / min(switch.bytes_per_s, cap_bytes_per_s)
+
+
+def weight_shares(nbytes) -> list[float]:
+    """For each layer of a model call, the share of its weights ``cold_s`` prices as fetched again:
+    ``1 - exp(-B / COLD_BYTES)``, B the bytes all the other layers move before it runs again (calls repeat, so the
+    whole rest of the call). No other layer reads its weights, so they go cold even between two layers of one op,
+    whose code stays hot (``switches``). Measured on lab 00's machine (one thread): ResNet-18's last 3x3 conv, 9 MiB
+    of weights, 1.15 ms alone, 1.6 ms right after a 64 MiB copy, 1.55 ms inside the model at 128 px.
+
+    >>> [round(w, 2) for w in weight_shares([2**19, 2**20])]
+    [0.63, 0.39]
+    """
+    nbytes = [float(b) for b in nbytes]
+    total = sum(nbytes)
+    return [1.0 - math.exp(-(total - b) / COLD_BYTES) for b in nbytes]
+
+
+def cold_shares(ops, nbytes, tiers=()) -> tuple[list[float], list[float], float]:
+    """``(switches, weight_shares, cap)`` of a model call's layers for ``cold_s``: each layer's code share, its
+    weights' share, and the rate the weights come back at, at most (``tier_bytes_per_s`` of what the whole call
+    moves: weights evicted by the rest of the call return from the tier that holds it). lk.estimate and the
+    calibration's fit both price cold layers through this.
+
+    >>> code, weights, cap = cold_shares(["linear", "relu"], [2**21, 2**22], [(2**20, 9e10), (2**22, 3e10)])
+    >>> [round(c, 2) for c in code], [round(w, 2) for w in weights], cap        # 6 MiB a call: past the 4 MiB tier
+    ([0.98, 0.86], [0.98, 0.86], 30000000000.0)
+    """
+    nbytes = [float(b) for b in nbytes]
+    return switches(ops, nbytes), weight_shares(nbytes), tier_bytes_per_s(tiers, sum(nbytes))
 
 
 def switches(ops, nbytes) -> list[float]:
