@@ -1,4 +1,5 @@
-"""labkit.targets.fresh_buffers against oneDNN and the kernel (lab 00): the buffers a torch conv writes fresh.
+"""labkit.targets.fresh_buffers against oneDNN and the kernel (lab 00): the buffers a torch conv writes fresh
+(and labkit.targets.blocked_flops: the channels oneDNN pads to whole blocks).
 
 Two oracles, neither of which reads labkit's rule:
 - oneDNN's own log (``ONEDNN_VERBOSE=1``, in a subprocess): which activations a conv reorders into a blocked
@@ -21,7 +22,7 @@ import pytest
 import torch
 
 import labkit as lk
-from labkit.targets import fit_op, fresh_buffers, onednn_block
+from labkit.targets import blocked_flops, fit_op, fresh_buffers, onednn_block
 
 BATCH = 20            # >= 16: oneDNN for every conv; no channel count below equals it, so dims tell who is who
 
@@ -100,6 +101,13 @@ def test_blocked_copies_are_onednn_reorders(max_isa):
         seen = reorders[i]
         predicted = fresh_buffers(layer, 2)[1:]             # the blocked copies, after the output itself
         assert len(predicted) == len(seen), (cases[i], seen, predicted)
+        # the FLOPs oneDNN computes: channels padded to the blocks of the layouts it reordered into (blocked_flops)
+        out_dims, out_block = seen[-1]
+        pad = -(-out_dims[1] // out_block) * out_block / out_dims[1]
+        if len(seen) == 2 and groups == 1:
+            in_dims, in_block = seen[0]
+            pad *= -(-in_dims[1] // in_block) * in_block / in_dims[1]
+        assert blocked_flops(layer, 2) == pytest.approx(layer.flops * pad), (cases[i], seen)
         for (dims, block), nbytes in zip(seen, predicted):
             assert block == onednn_block(), (cases[i], dims, block)
             channels = -(-dims[1] // block) * block

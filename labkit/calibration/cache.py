@@ -10,7 +10,7 @@ import os
 import platform
 from pathlib import Path
 
-FORMAT = 15  # bump when the benchmarks or the fit change: older caches are then ignored, not misread
+FORMAT = 16  # bump when the benchmarks or the fit change: older caches are then ignored, not misread
 
 
 def cpu_model() -> str:

@@ -207,10 +207,11 @@ def layer_work(layers, torch_threads: int = 0) -> list[tuple]:
     (``Layer.unit_counts``: kernel calls, packed weights, small-GEMM weights per call and per image; the weight
     bytes are what the layer fetches again when its caches went cold, ``labkit.targets.cold_s``). The op is
     the name lk.estimate prices the layer under (``labkit.targets.fit_op``: in torch at `torch_threads`
-    threads, a conv that runs as im2col + GEMM is ``"conv2d:im2col"``); the bytes count oneDNN's blocked copies
-    (``labkit.targets.reorder_bytes``), as lk.estimate's do."""
-    from labkit.targets import fit_op, reorder_bytes
+    threads, a conv that runs as im2col + GEMM is ``"conv2d:im2col"``); the FLOPs count the channels oneDNN pads to
+    whole blocks (``labkit.targets.blocked_flops``) and the bytes its blocked copies (``labkit.targets.
+    reorder_bytes``), as lk.estimate's do."""
+    from labkit.targets import blocked_flops, fit_op, reorder_bytes
 
-    return [(lay.op_class, fit_op(lay, torch_threads), int(lay.flops),
+    return [(lay.op_class, fit_op(lay, torch_threads), int(blocked_flops(lay, torch_threads)),
              int(lay.bytes) + reorder_bytes(lay, torch_threads), *lay.unit_counts, int(lay.weight_bytes))
             for lay in layers]

@@ -40,6 +40,7 @@ from labkit.args import Int, Number, check
 from labkit.dtypes import DTYPE_BYTES, normalize_dtype
 from labkit.systolic import model as systolic
 from labkit.targets.fitted import (
+    blocked_flops,
     call_s,
     cold_s,
     cold_shares,
@@ -216,10 +217,11 @@ def _layer_time(layer, device, dtype: str, nbytes: int, util: float | None, op: 
         threads = _torch_threads(device, dtype)
         nbytes += reorder_bytes(layer, threads, DTYPE_BYTES[dtype])
         cap = tier_bytes_per_s(device.mem_tiers, nbytes)
-        compute_s, memory_s = fit.terms(layer.flops, nbytes, cap)
+        flops = blocked_flops(layer, threads)          # oneDNN computes its blocks' padded channels too
+        compute_s, memory_s = fit.terms(flops, nbytes, cap)
         fresh_s = sum(fresh_output_s(device.fresh_output, b)
                       for b in fresh_buffers(layer, threads, DTYPE_BYTES[dtype]))
-        latency_s = fit.time_s(layer.flops, nbytes, cap, *layer.unit_counts) + fresh_s
+        latency_s = fit.time_s(flops, nbytes, cap, *layer.unit_counts) + fresh_s
         return latency_s, "compute" if compute_s > memory_s else "memory"
     peak = peak_flops(device, dtype) * device.eff_compute
     if util is not None:
