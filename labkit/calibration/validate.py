@@ -4,7 +4,7 @@ Per runtime, model and batch:
 - torch: ``lk.profile(model, x)`` and ``lk.estimate(..., lk.device("local"))`` against ``model(x)``
   measured eagerly under ``torch.inference_mode()``.
 - ONNX Runtime: the model is exported to ONNX (a temporary directory, batch axis dynamic), the session is
-  created as calibration creates them (labkit.calibration.microbench.ort_session: graph level EXTENDED, same threads),
+  created as calibration creates them (labkit.compile.onnx.session: graph level EXTENDED, same threads),
   and we profile **the graph ORT actually runs** (saved with ``SessionOptions.optimized_model_filepath``):
   Conv+BN folded, Conv+ReLU fused into one FusedConv, MatMul+Add into Gemm. Profiling the exported graph
   instead would charge for layers that never run. We stop at EXTENDED because level ALL rewrites convs
