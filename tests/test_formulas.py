@@ -13,7 +13,7 @@ import labkit as lk
 from labkit.calibration import costfit
 from labkit.profile.core import OP_CLASSES
 from labkit.targets import OpFit, call_s, cold_s, cold_shares, fit_for, switch_s, switches, tier_bytes_per_s
-from labkit.targets.fitted import COLD_BYTES
+from labkit.targets.cold import COLD_BYTES
 
 FIELDS = ("macs", "flops", "params", "weight_elems", "input_elems", "output_elems", "output_shape", "gemm", "op",
           "op_class", "inputs")

@@ -39,11 +39,10 @@ from functools import lru_cache
 from labkit.args import Int, Number, check
 from labkit.dtypes import DTYPE_BYTES, normalize_dtype
 from labkit.systolic import model as systolic
+from labkit.targets.cold import cold_s, cold_shares
 from labkit.targets.fitted import (
     blocked_flops,
     call_s,
-    cold_s,
-    cold_shares,
     fit_for,
     fit_op,
     fresh_buffers,

@@ -3,21 +3,18 @@
 """
 
 from labkit.targets.catalog import catalog_key, dataset_path, datasets_dir
+from labkit.targets.cold import cold_s, cold_shares, switch_s, switches
 from labkit.targets.devices import KINDS, LOCAL_NAMES, SIDE, Device, device, devices, kinds_on
 from labkit.targets.fitted import (
     OpFit,
     blocked_flops,
     call_s,
-    cold_s,
-    cold_shares,
     fit_for,
     fit_op,
     fresh_buffers,
     fresh_output_s,
     onednn_block,
     reorder_bytes,
-    switch_s,
-    switches,
     tier_bytes_per_s,
 )
 from labkit.targets.links import Link, link, links
