@@ -86,6 +86,10 @@ def huge_pages() -> str:
     ``import labkit`` and read the setting then (import labkit first); ``"off"``: THP_MEM_ALLOC_ENABLE=0 or
     LABKIT_MALLOC=system; ``"kernel never"``: the kernel's THP is off (/sys/kernel/mm/transparent_hugepage);
     ``"not linux"``.
+
+    >>> from labkit.allocator import huge_pages
+    >>> huge_pages() in ("on", "late", "off", "kernel never", "not linux")
+    True
     """
     import sys
 

@@ -120,11 +120,11 @@ def test_partition_pays_the_call_cost_once_per_side_used():
 
 
 def test_weights_that_the_rest_of_the_call_evicts_return_from_its_memory_tier():
-    # ResNet-18 at 128 px, batch 1: 45 MiB of weights, and the call moves 68 MiB, more than the last-level cache;
-    # each weight comes back at the rate of the tier that holds the call, not the fitted rate (labkit.targets.cold_s)
+    # the zoo's ResNet moves 4.9 MiB a call at batch 1; on a device whose caches end at 1 MiB that comes from the
+    # 4 MiB tier or beyond, so each weight comes back at that tier's rate, not the fitted one (labkit.targets.cold_s)
     fits = {c: OpFit(1e-6, 1e10, 1e10) for c in OP_CLASSES}
     fits["switch"] = OpFit(5e-6, 1.0, 1.8e11)
-    tiers = ((16 * 2**20, 9.3e10), (64 * 2**20, 4.8e10), (128 * 2**20, 4.3e10))
+    tiers = ((2**20, 9.3e10), (4 * 2**20, 4.8e10), (16 * 2**20, 4.3e10))
     prof = lk.profile(lk.zoo.build("resnet"), lk.zoo.example("resnet", batch=1))
     at = prof.at_batch(1)
     ops, nbytes = [lay.op for lay in at.layers], [lay.bytes for lay in at.layers]
@@ -137,9 +137,8 @@ def test_weights_that_the_rest_of_the_call_evicts_return_from_its_memory_tier():
     extra = sum(w * lay.weight_bytes * (1 / rate - 1 / 1.8e11) for lay, w in zip(at.layers, weights))
     tiers_on_layers = sum(fits[lay.op_class].time_s(lay.flops, lay.bytes, tier_bytes_per_s(tiers, lay.bytes))
                           - fits[lay.op_class].time_s(lay.flops, lay.bytes) for lay in at.layers)
+    assert 4.3e10 < cap < 4.8e10 and extra > 0                # the call's tier binds: the weights pay more
     assert big - small == pytest.approx(extra + tiers_on_layers, rel=1e-9)
-    if cap < 1.8e11:
-        assert extra > 0
     work = [(lay.op_class, lay.op, lay.flops, lay.bytes, *lay.unit_counts, lay.weight_bytes) for lay in at.layers]
     assert costfit.predict(work, fits, call=False, tiers=tiers) == pytest.approx(big, rel=1e-12)
     assert cold_s(fits, 2**20, 0.0, 1.0, 1e9) == pytest.approx(2**20 / 1e9)     # the slower of the two rates
