@@ -16,11 +16,13 @@ Whether a buffer of 32 MiB or more comes from a free chunk of the heap or is map
 process ran before, so its faults came and went from one process to the next: MobileNetV2 at 224 px and batch 32,
 one thread, took 1.0 to 1.6 s a call in fresh processes (949 to 2162 MiB faulted in per call) and 0.95 s after other
 models had grown the heap. ``import labkit`` therefore also sets ``THP_MEM_ALLOC_ENABLE=1`` (unless it is set
-already), PyTorch's own switch (c10/core/alloc_cpu.cpp, the default of vLLM's CPU backend): torch aligns every
-buffer of 2 MiB or more to 2 MiB and asks the kernel for transparent huge pages there (``MADV_HUGEPAGE``), so a
-fresh buffer faults in once per 2 MiB instead of once per 4 KiB. The same call then took 0.65 s in every process,
-fresh or not. torch reads the variable once, at its first allocation: import labkit before torch (``huge_pages()``
-says whether it held).
+already), PyTorch's own switch (c10/core/alloc_cpu.cpp), which PyTorch's CPU inference tuning tutorials recommend
+(off by default, they say, as it can raise memory use a little: lab 00 peaked at 801-818 MiB with it, 814
+without): torch page-aligns
+every buffer of 2 MiB or more and asks the kernel for transparent huge pages there (``MADV_HUGEPAGE``), so a fresh
+buffer faults in once per 2 MiB instead of once per 4 KiB. The same call then took 0.65 s in every process, fresh
+or not. torch reads the variable once, at its first allocation of 2 MiB or more: import labkit before torch
+(``huge_pages()`` says whether it held in this process).
 
 Set ``LABKIT_MALLOC=system`` before importing labkit to keep glibc's and torch's defaults. Elsewhere than glibc
 (macOS, musl) nothing is changed.
