@@ -17,20 +17,17 @@ process ran before, so its faults came and went from one process to the next: Mo
 one thread, took 1.0 to 1.6 s a call in fresh processes (949 to 2162 MiB faulted in per call) and 0.95 s after other
 models had grown the heap. ``import labkit`` therefore also sets ``THP_MEM_ALLOC_ENABLE=1`` (unless it is set
 already), PyTorch's own switch (c10/core/alloc_cpu.cpp), which PyTorch's CPU inference tuning tutorials recommend
-(off by default, they say, as it can raise memory use a little: lab 00 peaked at 801-818 MiB with it, 814
-without): torch page-aligns
-every buffer of 2 MiB or more and asks the kernel for transparent huge pages there (``MADV_HUGEPAGE``), so a fresh
-buffer faults in once per 2 MiB instead of once per 4 KiB. The same call then took 0.65 s in every process, fresh
-or not. torch reads the variable once, at its first allocation of 2 MiB or more: import labkit before torch
-(``huge_pages()`` says whether it held in this process).
+(off by default, they say, as it can raise memory use a little: lab 00 peaked at 801-818 MiB with it, 814 MiB
+without): torch page-aligns every buffer of 2 MiB or more and asks the kernel for transparent huge pages there
+(``MADV_HUGEPAGE``), so a fresh buffer faults in once per 2 MiB instead of once per 4 KiB. The same call then took
+0.65 s in every process, fresh or not. torch reads the variable once, at its first allocation of 2 MiB or more:
+import labkit before torch (``huge_pages()`` says whether it held in this process).
 
 Set ``LABKIT_MALLOC=system`` before importing labkit to keep glibc's and torch's defaults. Elsewhere than glibc
 (macOS, musl) nothing is changed.
 
->>> from labkit.allocator import huge_pages, steady
+>>> from labkit.allocator import steady
 >>> steady() in ("kept", "system", "not glibc")
-True
->>> huge_pages() in ("on", "off", "late", "kernel never", "not linux")
 True
 """
 
@@ -64,7 +61,7 @@ def steady() -> str:
     import ctypes
     import platform
 
-    _ask_huge_pages()
+    os.environ.setdefault(THP_ENV, "1")        # torch's huge pages, here and in the processes labkit starts
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         _state = "not glibc"
         return _state
@@ -73,11 +70,6 @@ def steady() -> str:
     ok = libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(MMAP_THRESHOLD_BYTES)) == 1 and ok
     _state = "kept" if ok else "system"
     return _state
-
-
-def _ask_huge_pages() -> None:
-    """THP_MEM_ALLOC_ENABLE=1 for torch, unless it is set already (also for the processes labkit starts)."""
-    os.environ.setdefault(THP_ENV, "1")
 
 
 def huge_pages() -> str:

@@ -27,9 +27,10 @@ print(json.dumps({"state": steady(), "faults_per_call": (after - before) / 3}))
 """
 
 
-def _run(env_extra, call=CALL):
+def _run(env_extra, call=CALL, *args):
     env = {k: v for k, v in os.environ.items() if k not in ("LABKIT_MALLOC", "THP_MEM_ALLOC_ENABLE")} | env_extra
-    out = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True, env=env, timeout=300, check=True)
+    out = subprocess.run([sys.executable, "-c", call, *args], capture_output=True, text=True, env=env, timeout=300,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -83,10 +84,7 @@ def _thp_kernel() -> str:
 def test_torch_faults_big_buffers_in_per_huge_page_once_labkit_is_imported_first():
     on = _run({}, BIG)
     system = _run({"LABKIT_MALLOC": "system"}, BIG)
-    late = subprocess.run([sys.executable, "-c", BIG, "torch first"], capture_output=True, text=True, timeout=300,
-                          check=True, env={k: v for k, v in os.environ.items()
-                                           if k not in ("LABKIT_MALLOC", "THP_MEM_ALLOC_ENABLE")}).stdout
-    late = json.loads(late.strip().splitlines()[-1])
+    late = _run({}, BIG, "torch first")
     assert (on["huge_pages"], system["huge_pages"], late["huge_pages"]) == ("on", "off", "late")
     # 4 KiB pages: 64 MiB faults in 16,384 times a call; 2 MiB pages: 32 (about 545 measured here)
     assert system["faults_per_call"] > 15000, system

@@ -84,12 +84,12 @@ def cold_shares(ops, nbytes, tiers=()) -> tuple[list[float], list[float], float]
 
 
 def switches(ops, nbytes) -> list[float]:
-    """For each layer of a model call, in order, the share of ``cold_s`` it pays: ``1 - exp(-B / COLD_BYTES)``,
-    B the bytes that the other layers run since this op last ran have moved (calls repeat: the first layer follows
-    the last). `ops` are the layers' ``fit_op`` names and `nbytes` their bytes. One op repeated stays hot (B = 0);
-    a layer after layers that streamed more than a core's L2 finds its code, its dispatch path and its weights
-    evicted, and fetches them again from the last-level cache or DRAM. Small networks stay nearly hot, large
-    ones pay nearly the whole ``switch_s`` at every layer.
+    """For each layer of a model call, in order, the share of ``switch_s`` it pays (its code's part of ``cold_s``):
+    ``1 - exp(-B / COLD_BYTES)``, B the bytes that the other layers run since this op last ran have moved (calls
+    repeat: the first layer follows the last). `ops` are the layers' ``fit_op`` names and `nbytes` their bytes.
+    One op repeated stays hot (B = 0); a layer after layers that streamed more than a core's L2 finds its code and
+    dispatch path evicted. Small networks stay nearly hot, large ones pay nearly the whole ``switch_s`` at every
+    layer. Its weights have their own share (``weight_shares``).
 
     >>> [round(w, 2) for w in switches(["linear", "relu", "linear", "relu"], [2**19, 2**20, 2**19, 2**20])]
     [0.63, 0.39, 0.63, 0.39]

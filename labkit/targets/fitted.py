@@ -157,9 +157,9 @@ def fresh_buffers(layer, torch_threads: int = 0, bytes_per_elem: float | None = 
     if bytes_per_elem is None:                  # the layer's own dtype
         bytes_per_elem = layer.output_bytes / layer.output_elems if layer.output_elems else 0.0
     out = int(layer.output_elems * bytes_per_elem)
-    window, gemm, shape = getattr(layer, "window", ()), layer.gemm, layer.output_shape
-    if not torch_threads or not window or not gemm or len(shape) < 2 or fit_op(layer, torch_threads).endswith(IM2COL):
+    if not _onednn_conv(layer, torch_threads):
         return (out,)
+    shape = layer.output_shape
     groups, in_channels = _groups_and_in_channels(layer)
     blocked_out = round(out * _blocks(shape[1]) / shape[1])
     if not _blocked_input(layer, groups, in_channels):
@@ -178,20 +178,24 @@ def blocked_flops(layer, torch_threads: int = 0) -> float:
     >>> from labkit.profile.core import Layer
     >>> conv = Layer("c", "conv2d", "conv", ("input",), 0, 2 * 32 * 256 * 24 * 216, 0, 0, 32 * 24 * 256,
     ...              32 * 24 * 256, (32, 24, 16, 16), (1, 8192, 216, 24), window=(3, 3, 1, 1))
-    >>> blocked_flops(conv, 1) / conv.flops == (32 / 24) ** 2 if onednn_block() == 16 else True
+    >>> blocked_flops(conv, 1) / conv.flops == (_blocks(24) / 24) ** 2       # 24 -> 32 channels on AVX-512
     True
     >>> blocked_flops(conv) == conv.flops                    # not torch: ONNX Runtime's GEMMs pad nothing
     True
     """
-    shape = layer.output_shape
-    if (not torch_threads or not getattr(layer, "window", ()) or not layer.gemm or len(shape) < 2
-            or fit_op(layer, torch_threads).endswith(IM2COL)):
+    if not _onednn_conv(layer, torch_threads):
         return float(layer.flops)
     groups, in_channels = _groups_and_in_channels(layer)
-    pad = _blocks(shape[1]) / shape[1]
+    pad = _blocks(layer.output_shape[1]) / layer.output_shape[1]
     if groups == 1 and _blocked_input(layer, groups, in_channels):
         pad *= _blocks(in_channels) / in_channels
     return layer.flops * pad
+
+
+def _onednn_conv(layer, torch_threads: int) -> bool:
+    """Whether torch eager (at `torch_threads` > 0) runs `layer` as a oneDNN convolution, in its blocked layout."""
+    return bool(torch_threads and getattr(layer, "window", ()) and layer.gemm and len(layer.output_shape) >= 2
+                and not fit_op(layer, torch_threads).endswith(IM2COL))
 
 
 def _groups_and_in_channels(layer) -> tuple[int, int]:
